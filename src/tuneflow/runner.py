@@ -1,0 +1,104 @@
+"""From a study file to a running study: check everything first, then touch storage, then optimise.
+
+The order matters: config, data, model, sampler and pruner are all checked before the storage is
+opened, so a rejected study writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tuneflow.config import StudyConfig, load_study_config
+from tuneflow.data import TaskData, load_task, resolve_task
+from tuneflow.errors import ConfigError
+from tuneflow.mapping import get_strategy
+
+
+@dataclass
+class StudyPlan:
+    """A study that passed every check and has not touched storage yet."""
+
+    config: StudyConfig
+    target: TaskData
+    source: TaskData | None
+    model_path: str
+    sampler: Any
+    pruner: Any
+    record: dict[str, Any]
+
+
+def uses_source(config: StudyConfig) -> bool:
+    spec = config.space.parameters.get("mapping")
+    names = spec.possible_values() if spec else ("direct",)
+    return any(get_strategy(name).needs_source for name in names)
+
+
+def plan_study(path: str, *, data_root: str | None = None, storage: str | None = None, study_name: str | None = None) -> StudyPlan:
+    """Load and check the study file, its data, the model's tokenizer, sampler and pruner."""
+    from tuneflow.modeling import load_tokenizer, resolve_model_path
+    from tuneflow.study import config_record, make_pruner, make_sampler
+    from tuneflow.storage import check_storage_url
+
+    config = load_study_config(path, data_root=data_root, storage=storage, study_name=study_name)
+    file = str(path)
+    check_storage_url(config.storage_url(), file=file)
+    resolved = {"target": resolve_task(config.target, data_root=config.data_root, base_dir=config.directory)}
+    if config.source is not None and uses_source(config):
+        resolved["source"] = resolve_task(config.source, data_root=config.data_root, base_dir=config.directory)
+    try:
+        tasks = {key: load_task(task, key=key, seed=config.seed) for key, task in resolved.items()}
+    except ConfigError as err:
+        raise err.at(file=file) from None
+    model_path = resolve_model_path(config.model, config.directory)
+    try:
+        load_tokenizer(model_path, config.model.revision)
+    except ConfigError as err:
+        raise err.at(file=file, key_prefix="model.name") from None
+    except Exception as err:  # not a model folder, not on the hub, no network: say so in one line
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"cannot load the model's tokenizer from {model_path!r}: {first_line}", file=file, key="model.name") from None
+    sampler = make_sampler(config.sampler, seed=config.seed, space=config.space, file=file)
+    pruner = make_pruner(config.pruner, file=file)
+    return StudyPlan(
+        config=config,
+        target=tasks["target"],
+        source=tasks.get("source"),
+        model_path=model_path,
+        sampler=sampler,
+        pruner=pruner,
+        record=config_record(config, resolved),
+    )
+
+
+def run_study(plan: StudyPlan, *, n_trials: int | None = None, timeout: float | None = None, quiet: bool = False):
+    """Open (or resume) the study and run trials. ``n_trials`` given = trials to add; else the budget's total."""
+    from optuna.trial import TrialState
+
+    from tuneflow.objective import TransferObjective
+    from tuneflow.progress import ProgressPrinter
+    from tuneflow.storage import open_storage
+    from tuneflow.study import create_or_load
+
+    config = plan.config
+    storage = open_storage(config.storage_url(), file=str(config.path))
+    study = create_or_load(config, storage=storage, sampler=plan.sampler, pruner=plan.pruner, record=plan.record)
+    if n_trials is None and config.budget.n_trials is not None:
+        finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        done = len(study.get_trials(deepcopy=False, states=finished))
+        n_trials = max(config.budget.n_trials - done, 0)
+    timeout = timeout if timeout is not None else config.budget.timeout
+    objective = TransferObjective(config, target=plan.target, source=plan.source, model_path=plan.model_path)
+    progress = ProgressPrinter(study, total=n_trials, quiet=quiet)
+    progress.start()
+    if n_trials != 0:
+        study.optimize(
+            objective,
+            n_trials=n_trials,
+            timeout=timeout,
+            catch=(Exception,),  # a failing trial is recorded as FAIL with its reason; the study goes on
+            callbacks=[progress],
+            gc_after_trial=True,
+        )
+    progress.finish()
+    return study

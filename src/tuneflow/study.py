@@ -1,0 +1,141 @@
+"""Optuna samplers, pruners and studies from a study config. YAML names map to Optuna classes."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from tuneflow.config import PrunerConfig, SamplerConfig, StudyConfig
+from tuneflow.errors import ConfigError
+from tuneflow.redaction import redact_url
+
+if TYPE_CHECKING:
+    import optuna
+
+CONFIG_ATTR = "tuneflow_config"  # study user attr holding the resolved study config (for export)
+
+
+def _sampler_classes() -> dict[str, Any]:
+    import optuna.samplers as s
+
+    return {
+        "tpe": s.TPESampler,
+        "random": s.RandomSampler,
+        "cmaes": s.CmaEsSampler,
+        "gp": s.GPSampler,
+        "grid": s.GridSampler,
+        "qmc": s.QMCSampler,
+        "nsgaii": s.NSGAIISampler,
+    }
+
+
+def _pruner_classes() -> dict[str, Any]:
+    import optuna.pruners as p
+
+    return {
+        "median": p.MedianPruner,
+        "percentile": p.PercentilePruner,
+        "hyperband": p.HyperbandPruner,
+        "successive_halving": p.SuccessiveHalvingPruner,
+        "wilcoxon": p.WilcoxonPruner,
+        "patient": p.PatientPruner,
+        "threshold": p.ThresholdPruner,
+        "none": p.NopPruner,
+    }
+
+
+def make_sampler(config: SamplerConfig, *, seed: int, space=None, file: str | None = None):
+    cls = _sampler_classes()[config.name]
+    kwargs = dict(config.kwargs)
+    kwargs.setdefault("seed", config.seed if config.seed is not None else seed)
+    if config.name == "grid":
+        kwargs.setdefault("search_space", space.grid() if space is not None else {})
+    return _construct(cls, kwargs, file=file, key="sampler.kwargs")
+
+
+def make_pruner(config: PrunerConfig, *, file: str | None = None):
+    kwargs = dict(config.kwargs)
+    if config.name == "patient":
+        # PatientPruner wraps another pruner; by default the median one, so it prunes and is patient.
+        wrapped = kwargs.pop("wrapped", "median")
+        inner = make_pruner(PrunerConfig(name=wrapped), file=file) if wrapped not in (None, "none") else None
+        kwargs = {"wrapped_pruner": inner, "patience": kwargs.pop("patience", 1), **kwargs}
+    return _construct(_pruner_classes()[config.name], kwargs, file=file, key="pruner.kwargs")
+
+
+def _construct(cls: Any, kwargs: dict[str, Any], *, file: str | None, key: str) -> Any:
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError, ImportError, ModuleNotFoundError) as err:
+        message = " ".join(str(err).split())
+        raise ConfigError(f"{cls.__name__}: {message}", file=file, key=key) from None
+
+
+def config_record(config: StudyConfig, tasks: dict[str, Any]) -> dict[str, Any]:
+    """The resolved study config stored with the study (password-free, data paths absolute)."""
+    record = {
+        "name": config.name,
+        "description": config.description,
+        "model": dataclasses.asdict(config.model),
+        "source": _plain(dataclasses.asdict(tasks["source"])) if tasks.get("source") else None,
+        "target": _plain(dataclasses.asdict(tasks["target"])),
+        "objective": _plain(dataclasses.asdict(config.objective)),
+        "sampler": _plain(dataclasses.asdict(config.sampler)),
+        "pruner": _plain(dataclasses.asdict(config.pruner)),
+        "budget": dataclasses.asdict(config.budget),
+        "evaluation": dataclasses.asdict(config.evaluation),
+        "seed": config.seed,
+        "device": config.device,
+        "storage": redact_url(config.storage_url()),
+        "study_file": str(config.path) if config.path else None,
+    }
+    return record
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists so the record is JSON and YAML friendly."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def create_or_load(config: StudyConfig, *, storage, sampler, pruner, record: dict[str, Any]) -> "optuna.Study":
+    """Create the study, or resume it when it exists (``load_if_exists``)."""
+    import optuna
+
+    study = optuna.create_study(
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        study_name=config.name,
+        direction=config.objective.direction,
+        load_if_exists=True,
+    )
+    with warnings.catch_warnings():  # experimental in Optuna, stable in practice
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["objective"])
+    if study.user_attrs.get(CONFIG_ATTR) != record:
+        study.set_user_attr(CONFIG_ATTR, record)
+    return study
+
+
+def load_existing(storage_url: str, study_name: str | None) -> "optuna.Study":
+    """An existing study; with no name, the only study in the storage."""
+    import optuna
+
+    from tuneflow.storage import open_storage
+
+    storage = open_storage(storage_url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    if study_name is None:
+        if len(names) != 1:
+            raise ConfigError(f"storage holds {len(names)} studies ({', '.join(names) or 'none'}); pass --study-name", key="study-name")
+        study_name = names[0]
+    if study_name not in names:
+        from tuneflow.registry import unknown_name_message
+
+        raise ConfigError(unknown_name_message("study", study_name, names), key="study-name")
+    return optuna.load_study(study_name=study_name, storage=storage)

@@ -1,0 +1,164 @@
+"""The one training loop and evaluation. Read it top to bottom: epochs -> batches -> step."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from tuneflow.batching import EncodedSplit, bucketed_batches, collate
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite (the trial is pruned, not failed)."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and in what precision tensors live."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None  # bf16 autocast on GPUs that support it, else full precision
+
+    @classmethod
+    def pick(cls, preference: str = "auto") -> "Runtime":
+        if preference in ("auto", "cuda") and torch.cuda.is_available():
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+            return cls(torch.device("cuda"), dtype)
+        if preference == "cuda":
+            raise RuntimeError("device: cuda was asked for, but no CUDA device is available")
+        return cls(torch.device("cpu"), None)
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+
+@dataclass
+class FitStats:
+    """What a call to :func:`fit` measured."""
+
+    epoch_losses: list[float] = field(default_factory=list)
+    examples_seen: int = 0
+    seconds: float = 0.0
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.examples_seen / self.seconds if self.seconds > 0 else 0.0
+
+
+def _optimizer(
+    model: nn.Module, lr: float, weight_decay: float, runtime: Runtime, head_lr: float | None = None
+) -> torch.optim.Optimizer:
+    from tuneflow.modeling import is_head_parameter
+
+    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        # Biases and LayerNorm weights are not decayed (the usual BERT recipe); a fresh head may
+        # learn faster than the pretrained encoder.
+        group_lr = head_lr if head_lr is not None and is_head_parameter(model, name) else lr
+        group_decay = weight_decay if p.ndim >= 2 else 0.0
+        groups.setdefault((group_lr, group_decay), []).append(p)
+    param_groups = [{"params": ps, "lr": g_lr, "weight_decay": g_wd} for (g_lr, g_wd), ps in groups.items()]
+    fused = runtime.device.type == "cuda"
+    return torch.optim.AdamW(param_groups, lr=lr, fused=fused)
+
+
+def fit(
+    model: nn.Module,
+    data: EncodedSplit,
+    *,
+    runtime: Runtime,
+    pad_id: int,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    head_lr: float | None = None,
+    weight_decay: float = 0.0,
+    warmup_ratio: float = 0.0,
+    seed: int = 0,
+    on_evaluate: Callable[[int], None] | None = None,
+    evaluate_every_steps: int | None = None,
+) -> FitStats:
+    """Train ``model`` on ``data``. ``on_evaluate(k)`` runs after every epoch (and every N steps).
+
+    ``on_evaluate`` is where the trial reports to Optuna; it may raise ``TrialPruned`` to stop.
+    """
+    from transformers import get_linear_schedule_with_warmup
+
+    rng = np.random.default_rng(seed)
+    lengths = data.lengths
+    steps_per_epoch = math.ceil(len(data) / batch_size)
+    total_steps = steps_per_epoch * epochs
+    optimizer = _optimizer(model, lr, weight_decay, runtime, head_lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
+    stats = FitStats()
+    evaluations = 0
+    step = 0
+    started = time.perf_counter()
+    for _epoch in range(epochs):
+        model.train()
+        # Summed on the device so the loop never waits for the GPU just to log a number.
+        loss_sum = torch.zeros((), device=runtime.device)
+        for index in bucketed_batches(lengths, batch_size, shuffle=True, rng=rng):
+            batch = collate(data, index, pad_id=pad_id, device=runtime.device)
+            with runtime.autocast():
+                loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)  # free the gradients as soon as we can
+            loss_sum += loss.detach().float()
+            stats.examples_seen += len(index)
+            step += 1
+            if evaluate_every_steps and step % evaluate_every_steps == 0 and step % steps_per_epoch != 0:
+                _check_finite(loss_sum)
+                if on_evaluate is not None:
+                    stats.seconds += time.perf_counter() - started
+                    on_evaluate(evaluations)
+                    started = time.perf_counter()
+                    evaluations += 1
+                    model.train()
+        stats.epoch_losses.append(_check_finite(loss_sum) / steps_per_epoch)
+        stats.seconds += time.perf_counter() - started
+        if on_evaluate is not None:
+            on_evaluate(evaluations)  # evaluation time is not training time
+            evaluations += 1
+        started = time.perf_counter()
+    stats.seconds += time.perf_counter() - started
+    return stats
+
+
+def _check_finite(loss_sum: torch.Tensor) -> float:
+    value = float(loss_sum)
+    if not math.isfinite(value):
+        raise NonFiniteLoss(f"training loss became {value}")
+    return value
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: EncodedSplit, *, runtime: Runtime, pad_id: int, batch_size: int) -> np.ndarray:
+    """Logits for every example, in the split's original order."""
+    model.eval()
+    out = np.empty((len(data), 0), dtype=np.float32)
+    chunks, order = [], []
+    for index in bucketed_batches(data.lengths, batch_size, shuffle=False):
+        batch = collate(data, index, pad_id=pad_id, device=runtime.device)
+        batch.pop("labels")
+        with runtime.autocast():
+            logits = model(**batch).logits
+        chunks.append(logits.float().cpu().numpy())
+        order.append(index)
+    if chunks:
+        out = np.empty((len(data), chunks[0].shape[1]), dtype=np.float32)
+        out[np.concatenate(order)] = np.concatenate(chunks)
+    return out

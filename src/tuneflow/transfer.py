@@ -1,0 +1,113 @@
+"""What a mapping strategy works with during one trial: models, tokenised tasks, the loop, reporting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from torch import nn
+
+from tuneflow.batching import EncodedSplit, encode
+from tuneflow.data import TaskData
+from tuneflow.hyperparams import TrialParams
+from tuneflow.metrics import classification_metrics
+from tuneflow.modeling import apply_method, new_classifier
+from tuneflow.training import FitStats, Runtime, fit, predict
+
+
+@dataclass(frozen=True)
+class PreparedTask:
+    """A task's data, tokenised once per (tokenizer, max length) and shared by every trial."""
+
+    data: TaskData
+    train: EncodedSplit
+    validation: EncodedSplit
+
+    @property
+    def num_labels(self) -> int:
+        return self.data.num_labels
+
+    @classmethod
+    def build(cls, data: TaskData, tokenizer, max_length: int) -> "PreparedTask":
+        return cls(data=data, train=encode(tokenizer, data.train, max_length), validation=encode(tokenizer, data.validation, max_length))
+
+
+# Called with (validation metrics, evaluation index) each time the target stage evaluates.
+Reporter = Callable[[dict[str, Any], int], None]
+
+
+@dataclass
+class TransferContext:
+    params: TrialParams
+    model_path: str
+    target: PreparedTask
+    source: PreparedTask | None
+    runtime: Runtime
+    pad_id: int
+    seed: int
+    eval_batch_size: int = 128
+    evaluate_every_steps: int | None = None
+    report: Reporter | None = None
+    model_revision: str | None = None
+    # Filled in while the trial runs.
+    fit_stats: list[FitStats] = field(default_factory=list)
+    records: dict[str, Any] = field(default_factory=dict)
+
+    def new_model(self, task: PreparedTask) -> nn.Module:
+        """A pretrained encoder with a fresh head for ``task`` (head init follows the trial seed)."""
+        import torch
+
+        torch.manual_seed(self.seed)
+        return new_classifier(self.model_path, task.num_labels, self.model_revision)
+
+    def prepare(self, model: nn.Module, *, params: TrialParams | None = None) -> nn.Module:
+        """Apply the fine-tuning method (full / LoRA / head-only, freeze-k) and move to the device."""
+        return apply_method(model, params or self.params).to(self.runtime.device)
+
+    def fit(self, model: nn.Module, task: PreparedTask, *, epochs: int, lr: float, report: bool) -> FitStats:
+        """Train on ``task``; with ``report=True`` evaluate the target after each epoch and report it.
+
+        Final training has no reporter: there the target stage trains without evaluating.
+        """
+        on_evaluate = None
+        if report and self.report is not None:
+
+            def on_evaluate(index: int) -> None:
+                self.report(self.evaluate(model, self.target), index)
+
+        stats = fit(
+            model,
+            task.train,
+            runtime=self.runtime,
+            pad_id=self.pad_id,
+            epochs=epochs,
+            lr=lr,
+            batch_size=self.params.batch_size,
+            head_lr=self.params.head_learning_rate,
+            weight_decay=self.params.weight_decay,
+            warmup_ratio=self.params.warmup_ratio,
+            seed=self.seed,
+            on_evaluate=on_evaluate,
+            evaluate_every_steps=self.evaluate_every_steps if on_evaluate else None,
+        )
+        self.fit_stats.append(stats)
+        return stats
+
+    def evaluate(self, model: nn.Module, task: PreparedTask) -> dict[str, Any]:
+        """Metrics on ``task``'s validation split (never its test split)."""
+        logits = predict(model, task.validation, runtime=self.runtime, pad_id=self.pad_id, batch_size=self.eval_batch_size)
+        return classification_metrics(task.validation.labels, np.argmax(logits, axis=1), task.data.label_names)
+
+    def record_source_accuracy(self, model: nn.Module, *, stage: str) -> None:
+        """Source validation accuracy, e.g. right after the source stage (to see what was learnt)."""
+        self.records[f"source_accuracy_{stage}"] = self.evaluate(model, self.source)["accuracy"]
+
+    @property
+    def training_seconds(self) -> float:
+        return sum(s.seconds for s in self.fit_stats)
+
+    @property
+    def samples_per_second(self) -> float:
+        seen = sum(s.examples_seen for s in self.fit_stats)
+        return seen / self.training_seconds if self.training_seconds > 0 else 0.0
