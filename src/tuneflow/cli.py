@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from tuneflow.errors import ConfigError
@@ -68,6 +69,7 @@ def _quiet_libraries() -> None:
     import transformers
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
@@ -75,8 +77,8 @@ def _quiet_libraries() -> None:
 def cmd_run(args) -> int:
     from tuneflow.runner import plan_study, run_study
 
-    _quiet_libraries()
     plan = plan_study(args.study_file, data_root=args.data_root, storage=args.storage, study_name=args.study_name)
+    _quiet_libraries()
     study = run_study(plan, n_trials=args.n_trials, timeout=args.timeout, quiet=args.quiet)
     from tuneflow.redaction import redact_url
 

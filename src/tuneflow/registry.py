@@ -12,7 +12,7 @@ T = TypeVar("T")
 
 def unknown_name_message(kind: str, name: str, available: Iterable[str]) -> str:
     choices = sorted(available)
-    close = difflib.get_close_matches(str(name), choices, n=1)
+    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.5)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return f"unknown {kind} {name!r}; {hint}available: {', '.join(choices)}"
 

@@ -1,0 +1,150 @@
+"""`tuneflow run` -> `best` -> `export` -> `train` on a real SQLite file with the tiny BERT."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+REQUIRED_ATTRS = {
+    "accuracy", "precision", "recall", "f1", "per_class_f1", "confusion_matrix", "training_seconds",
+    "samples_per_second", "trainable_parameters", "total_parameters", "device", "config", "seed", "params", "history",
+}
+
+
+def _study(path, name="tiny"):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{path.parent / (name + '.db')}")
+
+
+def test_run_records_trials_and_user_attrs(make_study, run_cli):
+    study_file = make_study()
+    code, out, err = run_cli("run", study_file)
+    assert code == 0, err
+    assert "complete 3" in err  # the progress line counts states
+    study = _study(study_file)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    for trial in trials:
+        assert REQUIRED_ATTRS <= set(trial.user_attrs), REQUIRED_ATTRS - set(trial.user_attrs)
+        attrs = trial.user_attrs
+        assert 0.0 <= attrs["accuracy"] <= 1.0
+        # The objective is the normalised weighted mean of f1 and accuracy (weights 1 and 1).
+        assert trial.value == pytest.approx((attrs["f1"] + attrs["accuracy"]) / 2)
+        assert len(attrs["confusion_matrix"]) == 3 and set(attrs["per_class_f1"]) == {"sport", "money", "science"}
+        assert attrs["seed"] == trial.number  # study seed 0 + trial number
+        assert attrs["device"] == "cpu"
+        assert len(attrs["history"]) == attrs["params"]["epochs"]  # one report per epoch
+        assert trial.intermediate_values.keys() == set(range(attrs["params"]["epochs"]))
+        assert 0 < attrs["trainable_parameters"] <= attrs["total_parameters"]
+    assert study.user_attrs["tuneflow_config"]["target"]["name"] == "topics"
+
+
+def test_resume_adds_n_trials(make_study, run_cli):
+    study_file = make_study(budget={"n_trials": 1})
+    assert run_cli("run", study_file)[0] == 0
+    assert run_cli("run", study_file)[0] == 0  # budget reached: runs nothing more
+    assert len(_study(study_file).trials) == 1
+    assert run_cli("run", study_file, "--n-trials", 2)[0] == 0
+    assert len(_study(study_file).trials) == 3
+
+
+def test_learning_happens(make_study, run_cli):
+    """A full fine-tune with a sane learning rate beats chance (1/3) on the easy synthetic task."""
+    space = {"parameters": {
+        "learning_rate": {"type": "fixed", "value": 1e-2},
+        "epochs": {"type": "fixed", "value": 3},
+        "batch_size": {"type": "fixed", "value": 16},
+    }}
+    study_file = make_study(search_space=space, budget={"n_trials": 1})
+    assert run_cli("run", study_file)[0] == 0
+    assert _study(study_file).best_trial.user_attrs["accuracy"] > 0.6
+
+
+def test_pruner_that_must_prune_prunes(make_study, run_cli):
+    # Values are at most 1.0, so a threshold pruner with lower=1.1 prunes at the first report.
+    study_file = make_study(pruner={"name": "threshold", "kwargs": {"lower": 1.1}}, budget={"n_trials": 2})
+    code, _, err = run_cli("run", study_file)
+    assert code == 0, err
+    trials = _study(study_file).trials
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 2
+    assert all("pruned after evaluation 0" in t.user_attrs["prune_reason"] for t in trials)
+    assert all(len(t.intermediate_values) == 1 for t in trials)
+
+
+def test_failing_trial_is_recorded_and_study_goes_on(make_study, run_cli):
+    # Keeping the 2-label source head on a 3-label target cannot work: those trials fail with a reason.
+    space = {"parameters": {
+        "epochs": {"type": "fixed", "value": 1},
+        "mapping": {"type": "categorical", "choices": ["direct", "sequential"]},
+        "head": {"type": "fixed", "value": "keep", "when": {"mapping": "sequential"}},
+    }}
+    study_file = make_study(search_space=space, budget={"n_trials": 4}, sampler={"name": "grid"})
+    code, _, err = run_cli("run", study_file)
+    assert code == 0, err
+    trials = _study(study_file).trials
+    by_mapping = {t.params["mapping"]: t for t in trials}
+    assert by_mapping["direct"].state == TrialState.COMPLETE
+    failed = by_mapping["sequential"]
+    assert failed.state == TrialState.FAIL
+    assert "cannot keep the source head" in failed.user_attrs["fail_reason"]
+
+
+@pytest.mark.parametrize("mapping", ["direct", "sequential"])
+@pytest.mark.parametrize("method", ["full", "lora", "head_only"])
+def test_every_mapping_and_method_trains(make_study, run_cli, mapping, method):
+    space = {"parameters": {
+        "epochs": {"type": "fixed", "value": 1},
+        "learning_rate": {"type": "fixed", "value": 1e-3},
+        "method": {"type": "fixed", "value": method},
+        "freeze_layers": {"type": "fixed", "value": 1 if method != "head_only" else 0},
+        "mapping": {"type": "fixed", "value": mapping},
+    }}
+    study_file = make_study(search_space=space, budget={"n_trials": 1})
+    code, _, err = run_cli("run", study_file)
+    assert code == 0, err
+    trial = _study(study_file).trials[0]
+    assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("fail_reason")
+    attrs = trial.user_attrs
+    if method != "full":
+        assert attrs["trainable_parameters"] < attrs["total_parameters"] / 2
+    if mapping == "sequential":
+        assert 0.0 <= attrs["source_accuracy_after_source"] <= 1.0
+
+
+def test_best_export_train_round_trip(make_study, run_cli, tmp_path):
+    study_file = make_study()
+    assert run_cli("run", study_file)[0] == 0
+    code, out, _ = run_cli("best", study_file)
+    assert code == 0 and "accuracy" in out and out.count("\n") >= 4
+
+    storage = f"sqlite:///{study_file.parent / 'tiny.db'}"
+    exported = tmp_path / "best.yaml"
+    code, out, err = run_cli("export", "--storage", storage, "--study-name", "tiny", "--top-k", 2, "-o", exported)
+    assert code == 0, err
+    data = yaml.safe_load(exported.read_text())
+    assert len(data["configs"]) == 2 and data["configs"][0]["rank"] == 1
+    best = _study(study_file).best_trial
+    assert data["configs"][0]["trial"] == best.number
+    assert data["configs"][0]["params"]["learning_rate"] == best.params["learning_rate"]
+
+    out_dir = tmp_path / "final"
+    code, out, err = run_cli("train", exported, "-o", out_dir)
+    assert code == 0, err
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert {"accuracy", "precision", "recall", "f1"} <= set(metrics)
+    assert metrics["split"] == "test" and metrics["test_rows"] == 60
+    assert (out_dir / "tokenizer_config.json").exists()
+    weights = list(out_dir.glob("*.safetensors"))
+    assert weights, "no model or adapter weights saved"
+
+    # The saved model loads back with plain transformers / PEFT.
+    if metrics["saved_as"] == "full_model":
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(out_dir)
+        assert model.config.num_labels == 3
+    else:
+        assert (out_dir / "adapter_config.json").exists()
