@@ -148,3 +148,13 @@ def test_best_export_train_round_trip(make_study, run_cli, tmp_path):
         assert model.config.num_labels == 3
     else:
         assert (out_dir / "adapter_config.json").exists()
+
+
+def test_evaluation_every_n_steps_reports_mid_epoch(make_study, run_cli):
+    space = {"parameters": {"epochs": {"type": "fixed", "value": 1}, "batch_size": {"type": "fixed", "value": 16}}}
+    study_file = make_study(search_space=space, budget={"n_trials": 1}, evaluation={"batch_size": 64, "every_n_steps": 2})
+    assert run_cli("run", study_file)[0] == 0
+    trial = _study(study_file).trials[0]
+    steps = -(-trial.user_attrs["config"]["target_train_rows"] // 16)  # ceil: optimizer steps in the epoch
+    expected = len([s for s in range(1, steps + 1) if s % 2 == 0 and s != steps]) + 1
+    assert len(trial.intermediate_values) == expected == len(trial.user_attrs["history"])

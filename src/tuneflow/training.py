@@ -103,8 +103,18 @@ def fit(
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
     stats = FitStats()
     evaluations = 0
-    step = 0
     started = time.perf_counter()
+
+    def evaluate() -> None:
+        # Evaluation time is not training time: the clock stops around it.
+        nonlocal evaluations, started
+        stats.seconds += time.perf_counter() - started
+        on_evaluate(evaluations)
+        evaluations += 1
+        model.train()
+        started = time.perf_counter()
+
+    step = 0
     for _epoch in range(epochs):
         model.train()
         # Summed on the device so the loop never waits for the GPU just to log a number.
@@ -120,20 +130,13 @@ def fit(
             loss_sum += loss.detach().float()
             stats.examples_seen += len(index)
             step += 1
-            if evaluate_every_steps and step % evaluate_every_steps == 0 and step % steps_per_epoch != 0:
+            mid_epoch = step % steps_per_epoch != 0
+            if on_evaluate and evaluate_every_steps and step % evaluate_every_steps == 0 and mid_epoch:
                 _check_finite(loss_sum)
-                if on_evaluate is not None:
-                    stats.seconds += time.perf_counter() - started
-                    on_evaluate(evaluations)
-                    started = time.perf_counter()
-                    evaluations += 1
-                    model.train()
+                evaluate()
         stats.epoch_losses.append(_check_finite(loss_sum) / steps_per_epoch)
-        stats.seconds += time.perf_counter() - started
-        if on_evaluate is not None:
-            on_evaluate(evaluations)  # evaluation time is not training time
-            evaluations += 1
-        started = time.perf_counter()
+        if on_evaluate:
+            evaluate()
     stats.seconds += time.perf_counter() - started
     return stats
 
