@@ -46,6 +46,15 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _token_cache_in_tmp(tmp_path_factory):
+    """Keep the tests' token cache out of the user's ~/.cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TUNEFLOW_CACHE_DIR", str(tmp_path_factory.mktemp("tuneflow-cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A randomly initialised 2-layer BERT (hidden 32) and a WordPiece tokenizer over the test words."""
@@ -125,6 +134,14 @@ def make_study(tmp_path, tiny_model_dir, task_files):
         return write_study(tmp_path / filename, study_dict(tiny_model_dir, task_files, **overrides))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def finished_study(tmp_path_factory, tiny_model_dir) -> Path:
+    """A small finished SQLite study (3 complete trials, 1 pruned); read-only for the tests sharing it."""
+    from finished_study import run_small_study
+
+    return run_small_study(tmp_path_factory.mktemp("finished-study"), tiny_model_dir)
 
 
 @pytest.fixture

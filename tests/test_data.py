@@ -53,7 +53,7 @@ def test_data_root_switches_hub_tasks_to_offline_files():
         max_train_rows=300,
     )
     resolved = resolve_task(task, data_root=str(SHARED_DATA), base_dir=SHARED_DATA)
-    assert resolved.hub is None and resolved.files.train == str(SHARED_DATA / "ag_news" / "train.csv")
+    assert resolved.hub is None and resolved.files.train == str((SHARED_DATA / "ag_news" / "train.csv").resolve())
     data = load_task(resolved, key="target")
     assert data.num_labels == 4 and len(data.train) == 300 and len(data.test) == 7600
     assert not set(data.train.texts) & set(data.test.texts)

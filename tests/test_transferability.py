@@ -160,7 +160,7 @@ def _rank(*argv: str) -> int:
     return cmd_rank(parser.parse_args(["rank", *map(str, argv)]))
 
 
-def test_rank_scores_the_default_candidates_and_records_them(make_study, capsys):
+def test_rank_scores_the_default_candidates_and_records_them(make_study, tiny_model_dir, capsys):
     import optuna
 
     from tuneflow.config import load_study_config
@@ -174,7 +174,8 @@ def test_rank_scores_the_default_candidates_and_records_them(make_study, capsys)
     for r in rows:
         assert {"candidate", "logme", "leep", "seconds", "kind", "pooling", "rows", "dim"} <= set(r)
         assert np.isfinite(r["logme"]) and r["seconds"] >= 0
-        assert r["rows"] == 60 and r["dim"] == 32  # a capped sample of the target's training rows
+        assert r["rows"] == 60  # a capped sample of the target's training rows
+        assert r["dim"] == json.loads((tiny_model_dir / "config.json").read_text())["hidden_size"]
         if r["kind"] == "source-fine-tuned":
             assert -np.log(3) - 1e-9 <= r["leep"] <= 0.0
             assert r["source_seconds"] > 0 and 0.0 <= r["source_accuracy"] <= 1.0
@@ -204,7 +205,7 @@ def test_rank_reads_a_candidates_file(make_study, tmp_path, capsys):
             {
                 "rows": 40,
                 "max_length": 12,
-                "source_tuning": {"rows": 40, "epochs": 2, "learning_rate": 5.0e-3, "batch_size": 8},
+                "source_tuning": {"rows": 40, "epochs": 1, "learning_rate": 5.0e-3, "batch_size": 8},
                 "candidates": [{"pooling": "mean", "name": "plain"}, {"pooling": ["cls"], "source": True}],
             }
         )
@@ -257,3 +258,25 @@ def test_prior_trials_follow_the_ranking_within_the_space():
     assert prior_trials(ranking, direct_only) == [{"mapping": "direct"}]
     unsearched = SearchSpace.from_mapping({"parameters": {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3}}}, "s")
     assert prior_trials(ranking, unsearched) == []
+
+
+def test_prior_logme_ranks_records_and_enqueues_before_sampling(make_study, run_cli):
+    import optuna
+
+    space = {"parameters": {
+        "epochs": {"type": "fixed", "value": 1},
+        "mapping": {"type": "categorical", "choices": ["direct", "sequential"]},
+    }}
+    study_file = make_study(search_space=space, budget={"n_trials": 1}, prior="logme")
+    code, _, err = run_cli("run", study_file)
+    assert code == 0, err
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{study_file.parent / 'tiny.db'}")
+    scores = study.user_attrs["tuneflow_transferability"]["scores"]
+    assert len(scores) >= 3 and all("logme" in s for s in scores)
+    first = study.trials[0]
+    assert first.user_attrs.get("enqueued_by") == "prior: logme"
+    assert first.params["mapping"] in ("direct", "sequential")
+    # Resuming does not rank again or enqueue twice.
+    assert run_cli("run", study_file, "--n-trials", 1)[0] == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{study_file.parent / 'tiny.db'}")
+    assert sum(t.user_attrs.get("enqueued_by") == "prior: logme" for t in study.trials) == 1

@@ -47,7 +47,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("export_file", metavar="FILE.yaml")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="where the model, tokenizer and metrics.json go")
     p.add_argument("--rank", type=int, default=1, help="which config of the file (1 = best)")
+
+    p = sub.add_parser("dashboard", help="serve optuna-dashboard for the storage, with the trial images")
+    p.add_argument("study_file", nargs="?", metavar="STUDY.yaml", help="read --storage and the artifact folder from this file")
+    p.add_argument("--storage", help="SQLAlchemy storage URL (default: the study file's)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
+    p.add_argument("--artifacts-dir", help="artifact folder (default: the study's, or beside a SQLite file)")
+
+    p = sub.add_parser("report", help="write one self-contained HTML report of a study")
+    p.add_argument("study_file", nargs="?", metavar="STUDY.yaml", help="read --storage / --study-name from this file")
+    _study_args(p)
+    p.add_argument("--artifacts-dir", help="artifact folder for the best trial's images (default: as for dashboard)")
+    p.add_argument("-o", "--output", required=True, metavar="report.html")
+    _worker_parsers(sub)
+    from tuneflow.ranking import add_rank_parser
+
+    add_rank_parser(sub)
     return parser
+
+
+def _worker_parsers(sub) -> None:
+    """Many workers on one study: worker, launch, status, cleanup (tuneflow.workers, .launch, .monitor)."""
+    p = sub.add_parser("worker", help="join a study (create it if absent) and run trials until its total budget is reached")
+    p.add_argument("study_file", metavar="STUDY.yaml")
+    p.add_argument("--timeout", type=float, help="seconds after which this worker starts no new trial")
+    p.add_argument("--data-root", help="as for run")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--storage", help="storage URL (default: $TUNEFLOW_STORAGE, else the study file's)")
+    p.add_argument("--study-name", help="study name (default: the study file's)")
+
+    p = sub.add_parser("launch", help="start one worker per GPU slot (or N CPU workers) and stop them together")
+    p.add_argument("study_file", metavar="STUDY.yaml")
+    p.add_argument("--gpus", help="comma-separated GPU indices, e.g. 0,1,2,3")
+    p.add_argument("--per-gpu", type=int, default=1, help="workers per GPU (small models can share one)")
+    p.add_argument("--workers", type=int, help="CPU worker processes (without --gpus)")
+    p.add_argument("--timeout", type=float, help="passed to each worker")
+    p.add_argument("--data-root", help="passed to each worker")
+    p.add_argument("--quiet", action="store_true", help="passed to each worker")
+    _study_args(p)
+
+    for name, text in (("status", "trial counts, live workers and stale trials of a study"),
+                       ("cleanup", "fail (and re-queue) running trials of dead workers")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("study_file", nargs="?", metavar="STUDY.yaml", help="read storage, name and storage_options from this file")
+        _study_args(p)
+        if name == "cleanup":
+            p.add_argument("--older-than", type=float, metavar="SECONDS", help="also fail running trials with no heartbeat (or start) for this long")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,9 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"tuneflow: error: {redact_text(str(err))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("tuneflow: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C, or tuneflow.workers.StopRequested (SIGTERM / SIGINT)
+        print(f"tuneflow: interrupted{f' ({err})' if str(err) else ''}", file=sys.stderr)
+        return 128 + getattr(err, "signum", 2)
 
 
 def _quiet_libraries() -> None:
@@ -135,12 +181,14 @@ def _open_study(args):
 
 
 def cmd_best(args) -> int:
-    from tuneflow.results import format_table, ranked_trials, state_counts
+    from tuneflow.results import format_table, is_pareto, ranked_trials, state_counts
 
     study = _open_study(args)
     counts = state_counts(study)
     print(f"study {study.study_name!r}: " + ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())))
     trials = ranked_trials(study, args.top_k)
+    if is_pareto(study):
+        print(f"Pareto front of {len(study.best_trials)} trial(s); value = {' / '.join(study.metric_names or [])}")
     print(format_table(trials) if trials else "no complete trials yet")
     return 0
 
@@ -169,12 +217,106 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_dashboard(args) -> int:
+    from tuneflow.dashboard import resolve_target, serve
+
+    storage, artifacts = resolve_target(args.study_file, storage=args.storage, artifacts=args.artifacts_dir)
+    serve(storage, host=args.host, port=args.port, artifacts=artifacts)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from tuneflow.dashboard import resolve_target
+    from tuneflow.report import write_report
+
+    study = _open_study(args)
+    storage, artifacts = resolve_target(args.study_file, storage=args.storage, artifacts=args.artifacts_dir)
+    plots = write_report(study, Path(args.output), storage_url=storage, artifacts=artifacts)
+    print(f"wrote {args.output} ({plots} plots, opens offline in any browser)")
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from tuneflow.runner import plan_study, run_study
+    from tuneflow.workers import worker_id
+
+    storage = args.storage or os.environ.get("TUNEFLOW_STORAGE")  # launch passes it here, not in argv
+    plan = plan_study(args.study_file, data_root=args.data_root, storage=storage, study_name=args.study_name)
+    _quiet_libraries()
+    from tuneflow.redaction import redact_url
+
+    slot = os.environ.get("TUNEFLOW_WORKER_SLOT")
+    print(f"worker {worker_id()}{f' ({slot})' if slot else ''} joins study {plan.config.name!r} in {redact_url(plan.config.storage_url())}", flush=True)
+    run_study(plan, timeout=args.timeout, quiet=args.quiet)
+    return 0
+
+
+def cmd_launch(args) -> int:
+    from tuneflow.config import load_study_config
+    from tuneflow.launch import launch, plan_slots
+    from tuneflow.storage import check_storage_url
+
+    slots = plan_slots(gpus=args.gpus, per_gpu=args.per_gpu, workers=args.workers)
+    storage = args.storage or os.environ.get("TUNEFLOW_STORAGE")
+    config = load_study_config(args.study_file, data_root=args.data_root, storage=storage, study_name=args.study_name)
+    check_storage_url(config.storage_url(), file=args.study_file)  # one error here, not one per worker
+    worker_args = [*(["--study-name", args.study_name] if args.study_name else []),
+                   *(["--data-root", args.data_root] if args.data_root else []),
+                   *(["--timeout", str(args.timeout)] if args.timeout else []), *(["--quiet"] if args.quiet else [])]
+    return launch(args.study_file, slots, worker_args=worker_args, storage=config.storage if storage else None)
+
+
+def _monitored_study(args):
+    """The study, opened with the study file's storage_options (heartbeat, grace period, retries)."""
+    from tuneflow.config import StorageOptionsConfig, load_study_config
+    from tuneflow.study import load_existing
+
+    storage = args.storage or os.environ.get("TUNEFLOW_STORAGE")
+    name, options, n_trials = args.study_name, StorageOptionsConfig(), None
+    if args.study_file:
+        config = load_study_config(args.study_file, storage=storage, study_name=name)
+        storage, name, options, n_trials = config.storage_url(), config.name, config.storage_options, config.budget.n_trials
+    if storage is None:
+        raise ConfigError("give --storage URL (or a study file)", key="storage")
+    return load_existing(storage, name, options=options), storage, options, n_trials
+
+
+def cmd_status(args) -> int:
+    from tuneflow.monitor import status_text
+
+    study, storage, _, n_trials = _monitored_study(args)
+    print(status_text(study, url=storage, n_trials=n_trials))
+    return 0
+
+
+def cmd_cleanup(args) -> int:
+    from tuneflow.monitor import cleanup
+
+    study, _, options, _ = _monitored_study(args)
+    failed = cleanup(study, options=options, older_than=args.older_than)
+    print(f"failed and re-queued {len(failed)} trial(s) of dead workers" + (f": {', '.join(map(str, failed))}" if failed else ""))
+    return 0
+
+
+def cmd_rank(args) -> int:
+    from tuneflow.ranking import cmd_rank as rank
+
+    return rank(args)
+
+
 COMMANDS = {
     "run": cmd_run,
+    "rank": cmd_rank,
     "validate": cmd_validate,
     "best": cmd_best,
     "export": cmd_export,
     "train": cmd_train,
+    "dashboard": cmd_dashboard,
+    "report": cmd_report,
+    "worker": cmd_worker,
+    "launch": cmd_launch,
+    "status": cmd_status,
+    "cleanup": cmd_cleanup,
 }
 
 if __name__ == "__main__":  # pragma: no cover

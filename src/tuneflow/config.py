@@ -20,6 +20,11 @@ from tuneflow.errors import ConfigError
 from tuneflow.schema import parse_dataclass
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1")
+# Objective terms beyond the validation metrics: a reward (transfer gain of the weighted metric score)
+# and costs. Only cost terms may carry negative weights.
+GAIN_TERMS = ("transfer_gain",)
+COST_TERMS = ("training_seconds", "trainable_parameters", "trainable_parameters_millions")
+OBJECTIVE_TERMS = METRIC_NAMES + GAIN_TERMS + COST_TERMS
 SAMPLER_NAMES = ("tpe", "random", "cmaes", "gp", "grid", "qmc", "nsgaii")
 PRUNER_NAMES = (
     "median", "percentile", "hyperband", "successive_halving", "wilcoxon", "patient", "threshold", "none",
@@ -114,14 +119,36 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class ObjectiveConfig:
-    """What a trial returns to Optuna: a weighted mean of validation metrics."""
+class ParetoTarget:
+    """One objective of a Pareto (multi-objective) study."""
 
-    direction: Literal["maximize", "minimize"] = _help("optimisation direction", "maximize")
+    metric: str = _help(f"one of {', '.join(OBJECTIVE_TERMS)}")
+    direction: Literal["maximize", "minimize"] = _help("optimisation direction of this target", "maximize")
+
+    def __post_init__(self):
+        from tuneflow.registry import unknown_name_message
+
+        if self.metric not in OBJECTIVE_TERMS:
+            raise ConfigError(unknown_name_message("objective term", self.metric, OBJECTIVE_TERMS), key="metric")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """What a trial returns to Optuna: a weighted mean of validation metrics (and gain / cost terms), or a Pareto tuple."""
+
+    mode: Literal["single", "pareto"] = _help("single: one weighted value; pareto: one value per target (multi-objective)", "single")
+    direction: Literal["maximize", "minimize"] = _help("optimisation direction (single mode)", "maximize")
     weights: dict[str, float] = _help(
-        "metric -> weight (accuracy, precision, recall, f1; macro averages); normalised to sum 1",
+        "term -> weight: metrics (accuracy, precision, recall, f1) and transfer_gain >= 0, cost terms any sign;"
+        " divided by the sum of absolute weights",
         factory=lambda: {"f1": 1.0},
     )
+    targets: tuple[ParetoTarget, ...] = _help("pareto mode: the objectives, each {metric, direction}", ())
+    transfer_baseline: bool | None = _help(
+        "train a target-only baseline per distinct core configuration to measure transfer gain;"
+        " default: on when the space has a mapping other than direct", None,
+    )
+    negative_transfer_tolerance: float = _help("negative_transfer is true when the score's gain is below -tolerance", 0.0)
 
     def __post_init__(self):
         from tuneflow.registry import unknown_name_message
@@ -129,16 +156,40 @@ class ObjectiveConfig:
         if not self.weights:
             raise ConfigError("name at least one metric", key="weights")
         for name, weight in self.weights.items():
-            if name not in METRIC_NAMES:
-                raise ConfigError(unknown_name_message("metric", name, METRIC_NAMES), key=f"weights.{name}")
-            if not math.isfinite(weight) or weight < 0:
-                raise ConfigError("weights must be finite and >= 0", key=f"weights.{name}")
-        if sum(self.weights.values()) <= 0:
-            raise ConfigError("at least one weight must be positive", key="weights")
+            if name not in OBJECTIVE_TERMS:
+                raise ConfigError(unknown_name_message("objective term", name, OBJECTIVE_TERMS), key=f"weights.{name}")
+            if not math.isfinite(weight) or (weight < 0 and name not in COST_TERMS):
+                message = "weights must be finite" + ("" if name in COST_TERMS else " and >= 0 (only cost terms may be negative)")
+                raise ConfigError(message, key=f"weights.{name}")
+        # Intermediate reports (what the pruner sees) can only use metrics: gain and cost come at the end.
+        if not any(self.weights.get(name, 0) > 0 for name in METRIC_NAMES):
+            raise ConfigError(f"at least one metric ({', '.join(METRIC_NAMES)}) needs a positive weight", key="weights")
+        if self.mode == "pareto":
+            if len(self.targets) < 2:
+                raise ConfigError("pareto mode needs at least two targets", key="targets")
+            names = [t.metric for t in self.targets]
+            if len(set(names)) != len(names):
+                raise ConfigError("targets must name distinct metrics", key="targets")
+        elif self.targets:
+            raise ConfigError("targets are for mode: pareto", key="targets")
+        if not math.isfinite(self.negative_transfer_tolerance) or self.negative_transfer_tolerance < 0:
+            raise ConfigError("must be finite and >= 0", key="negative_transfer_tolerance")
+        if self.transfer_baseline is False and self.uses_transfer_gain():
+            raise ConfigError("transfer_gain is an objective term, so the baseline cannot be off", key="transfer_baseline")
 
     def normalised_weights(self) -> dict[str, float]:
-        total = sum(self.weights.values())
-        return {name: w / total for name, w in self.weights.items() if w > 0}
+        """Non-zero weights divided by the sum of absolute weights (so a cost term's sign survives)."""
+        total = sum(abs(w) for w in self.weights.values())
+        return {name: w / total for name, w in self.weights.items() if w != 0}
+
+    def metric_weights(self) -> dict[str, float]:
+        """The metric weights alone, normalised: the score reported after each evaluation."""
+        metrics = {name: w for name, w in self.weights.items() if name in METRIC_NAMES and w > 0}
+        total = sum(metrics.values())
+        return {name: w / total for name, w in metrics.items()}
+
+    def uses_transfer_gain(self) -> bool:
+        return self.weights.get("transfer_gain", 0) != 0 or any(t.metric == "transfer_gain" for t in self.targets)
 
 
 @dataclass(frozen=True)
@@ -185,6 +236,28 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True)
+class StorageOptionsConfig:
+    """How the storage behaves in long, many-worker studies (see tuneflow.storage)."""
+
+    heartbeat_interval: int | None = _help("seconds between a running trial's heartbeats (SQL storages); null turns heartbeats off", 60)
+    grace_period: int | None = _help("seconds without a heartbeat before a running trial counts as dead; default 2 x interval", 180)
+    max_retries: int | None = _help("times a trial whose worker died or was stopped is re-queued; null = no limit", 2)
+    pool_size: int = _help("SQL connections each worker keeps open (plus as many on overflow)", 2)
+    pool_recycle: int = _help("seconds after which an SQL connection is replaced (servers drop idle ones)", 1800)
+    journal_lock: Literal["symlink", "open"] = _help("lock of a journal file: symlink (Optuna's default) or open (for NFS without symlinks)", "symlink")
+
+    def __post_init__(self):
+        for key in ("heartbeat_interval", "grace_period", "pool_size", "pool_recycle"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError("must be at least 1", key=key)
+        if self.max_retries is not None and self.max_retries < 0:
+            raise ConfigError("must be at least 0", key="max_retries")
+        if self.heartbeat_interval and self.grace_period is not None and self.grace_period <= self.heartbeat_interval:
+            raise ConfigError("must be longer than heartbeat_interval, or a live trial would count as dead", key="grace_period")
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """A whole study file."""
 
@@ -198,11 +271,15 @@ class StudyConfig:
     sampler: SamplerConfig = _help("Optuna sampler", factory=SamplerConfig)
     pruner: PrunerConfig = _help("Optuna pruner", factory=PrunerConfig)
     budget: BudgetConfig = _help("how many trials / how long", factory=BudgetConfig)
-    storage: str | None = _help("SQLAlchemy URL; default: sqlite file NAME.db beside the study file", None)
+    storage: str | None = _help("SQLAlchemy URL, journal file (journal:///path, *.log) or redis:// URL; default: sqlite file NAME.db beside the study file", None)
+    storage_options: StorageOptionsConfig = _help("heartbeats, retries of dead workers' trials, connection pool", factory=StorageOptionsConfig)
     evaluation: EvaluationConfig = _help("validation schedule", factory=EvaluationConfig)
     seed: int = _help("base seed; trial k trains with seed + k", 0)
     device: Literal["auto", "cpu", "cuda"] = _help("where trials train; auto = CUDA when available", "auto")
     data_root: str | None = _help("folder for relative data paths and `offline` data (also --data-root)", None)
+    artifacts_dir: str | None = _help("folder for trial images (Optuna artifact store); default: beside the SQLite file", None)
+    prior: Literal["none", "logme"] = _help("logme: rank candidates by LogME before sampling and enqueue the best first", "none")
+    prior_candidates: str | None = _help("candidates file for the prior (as for `tuneflow rank --candidates`)", None)
 
     # Filled in by load_study_config, not read from YAML.
     path: Path | None = field(default=None, init=False, compare=False)
@@ -211,6 +288,8 @@ class StudyConfig:
     def __post_init__(self):
         if not self.name or any(c in self.name for c in "/\\"):
             raise ConfigError("must be a non-empty name without slashes", key="name")
+        if self.objective.mode == "pareto" and self.sampler.name == "cmaes":
+            raise ConfigError("the cmaes sampler cannot optimise several targets (objective.mode: pareto)", key="sampler.name")
 
     @property
     def directory(self) -> Path:
@@ -219,7 +298,9 @@ class StudyConfig:
     def storage_url(self) -> str:
         """The storage URL; the default is a SQLite file beside the study file."""
         if self.storage:
-            return self.storage
+            from tuneflow.storage import absolute_storage_url
+
+            return absolute_storage_url(self.storage, self.directory)  # a relative journal file: beside the study file
         return f"sqlite:///{(self.directory / f'{self.name}.db').resolve()}"
 
 
@@ -261,7 +342,9 @@ def load_study_config(
         raise err.at(file=str(path)) from None
     overrides = {}
     if storage:
-        overrides["storage"] = storage
+        from tuneflow.storage import absolute_storage_url
+
+        overrides["storage"] = absolute_storage_url(storage, Path.cwd())  # as typed on the command line
     if study_name:
         overrides["name"] = study_name
     # --data-root and TUNEFLOW_DATA_ROOT are relative to the working directory; the file's key to the file.

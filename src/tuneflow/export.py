@@ -36,6 +36,7 @@ class FinalConfig:
     trial: int | None = None
     rank: int | None = None
     value: float | None = None
+    values: tuple[float, ...] | None = None  # a Pareto study's values, one per target
     validation_metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -61,7 +62,8 @@ def export_trials(study: optuna.Study, top_k: int = 1) -> dict[str, Any]:
                 "study": study.study_name,
                 "trial": trial.number,
                 "rank": rank,
-                "value": trial.value,
+                "value": trial.values[0] if len(trial.values) == 1 else None,
+                "values": list(trial.values) if len(trial.values) > 1 else None,
                 "validation_metrics": {k: trial.user_attrs[k] for k in ("accuracy", "precision", "recall", "f1") if k in trial.user_attrs},
                 "model": record["model"],
                 "source": record["source"] if _needs_source(trial.user_attrs["params"]) else None,

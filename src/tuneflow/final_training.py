@@ -21,7 +21,7 @@ from tuneflow.hyperparams import resolve_params
 
 def train_final(final: FinalConfig, out_dir: Path, *, file: str | None = None) -> dict[str, Any]:
     """Train, evaluate on the target test split, save model (or adapter) + tokenizer + metrics.json."""
-    from tuneflow.batching import encode
+    from tuneflow.token_cache import cached_encode
     from tuneflow.mapping import get_strategy
     from tuneflow.metrics import classification_metrics
     from tuneflow.modeling import count_parameters, load_tokenizer, resolve_model_path
@@ -47,7 +47,9 @@ def train_final(final: FinalConfig, out_dir: Path, *, file: str | None = None) -
     length = final.model.max_length
     # Selection is over: the carved validation rows go back into training.
     target_prepared = PreparedTask(
-        data=target, train=encode(tokenizer, target.full_train(), length), validation=encode(tokenizer, target.validation, length)
+        data=target,
+        train=cached_encode(tokenizer, target.full_train(), length, task_name=target.name, split_name="full_train"),
+        validation=cached_encode(tokenizer, target.validation, length, task_name=target.name, split_name="validation"),
     )
     source_prepared = PreparedTask.build(source, tokenizer, length) if source else None
     seed_everything(final.seed)
@@ -65,7 +67,7 @@ def train_final(final: FinalConfig, out_dir: Path, *, file: str | None = None) -
     started = time.perf_counter()
     model = strategy().run(ctx)
     seconds = time.perf_counter() - started
-    test = encode(tokenizer, target.test, length)
+    test = cached_encode(tokenizer, target.test, length, task_name=target.name, split_name="test")
     logits = predict(model, test, runtime=runtime, pad_id=ctx.pad_id, batch_size=final.evaluation.batch_size)
     metrics = classification_metrics(test.labels, np.argmax(logits, axis=1), target.label_names)
     trainable, total = count_parameters(model)

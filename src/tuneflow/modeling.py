@@ -6,6 +6,7 @@ so a study does not pay the load for every trial.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,9 @@ def new_classifier(path: str, num_labels: int, revision: str | None = None) -> n
         prefix = model.base_model_prefix + "."
         state = {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(prefix)}
         _PRETRAINED[key] = _Pretrained(config=model.config, encoder_state=state)
-        return model
+        del model
+    # Always built the same way, so the head's initialisation depends on the seed alone
+    # (not on whether this was the process's first model).
     cached = _PRETRAINED[key]
     config = AutoConfig.from_pretrained(path, num_labels=num_labels, revision=revision)
     model = AutoModelForSequenceClassification.from_config(config)
@@ -146,9 +149,8 @@ def plain_model(model: nn.Module) -> nn.Module:
 
 def is_head_parameter(model: nn.Module, name: str) -> bool:
     """True for parameters of the task head (anything outside the base encoder), LoRA-wrapped or not."""
-    from peft import PeftModel
-
-    if isinstance(model, PeftModel):
+    peft = sys.modules.get("peft")  # never imported means not a PEFT model: skip the slow import
+    if peft is not None and isinstance(model, peft.PeftModel):
         model = model.base_model.model
         name = name.removeprefix("base_model.model.")
     return not name.startswith(model.base_model_prefix + ".")

@@ -19,6 +19,10 @@ from tuneflow.data import TaskData
 from tuneflow.hyperparams import resolve_params
 from tuneflow.mapping import get_strategy
 from tuneflow.metrics import weighted_objective
+from tuneflow.objective_terms import objective_value
+from tuneflow.transfer_gain import transfer_attrs
+from tuneflow.artifacts import upload_trial_artifacts
+from tuneflow.live_display import publish_evaluation
 
 # Metrics copied into user attrs under their own names (so dashboards and `best` can show them).
 HEADLINE_METRICS = ("accuracy", "precision", "recall", "f1")
@@ -41,6 +45,7 @@ class TransferObjective:
         self.source_data = source
         self.model_path = model_path
         self.weights = config.objective.normalised_weights()
+        self.metric_weights = config.objective.metric_weights()  # what each evaluation reports
         self._prepared: tuple[Any, Any, Any, Any] | None = None
 
     def _prepare(self):
@@ -57,7 +62,7 @@ class TransferObjective:
             self._prepared = (tokenizer, Runtime.pick(self.config.device), target, source)
         return self._prepared
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         from tuneflow.modeling import count_parameters
         from tuneflow.training import NonFiniteLoss
         from tuneflow.transfer import TransferContext
@@ -74,10 +79,15 @@ class TransferObjective:
         latest: dict[str, Any] = {}
 
         def report(metrics: dict[str, Any], index: int) -> None:
-            value = weighted_objective(metrics, self.weights)
+            value = weighted_objective(metrics, self.metric_weights)
             history.append({"evaluation": index, "value": value, **{k: metrics[k] for k in HEADLINE_METRICS}})
             trial.set_user_attr("history", history)
             latest["metrics"] = metrics
+            # For the live display (epochs only when evaluations happen once per epoch).
+            publish_evaluation(trial.number, index, value=value, metrics=metrics,
+                               epochs=None if self.config.evaluation.every_n_steps else params.epochs)
+            if self.config.objective.mode == "pareto":
+                return  # Optuna cannot prune multi-objective trials: keep the history, skip the pruner
             trial.report(value, index)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after evaluation {index}: objective {value:.4f}")
@@ -114,9 +124,14 @@ class TransferObjective:
                 **self._cost_attrs(ctx, runtime),
                 **ctx.records,
             }
+            model = None  # free it before a transfer baseline may train another
+            attrs.update(transfer_attrs(trial, ctx, metrics, config=self.config, model_path=self.model_path))
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
-            return history[-1]["value"]
+            # Confusion-matrix and learning-curve images for the dashboard; a failure is only an attr.
+            upload_trial_artifacts(trial, self.config, metrics=metrics, history=history, fit_stats=ctx.fit_stats,
+                                   label_names=ctx.target.data.label_names)
+            return objective_value(attrs, self.config.objective)
         except NonFiniteLoss as err:
             trial.set_user_attr("prune_reason", str(err))
             raise optuna.TrialPruned(str(err)) from None
@@ -125,7 +140,9 @@ class TransferObjective:
             self._record_partial(trial, ctx, runtime)
             raise
         except Exception as err:
-            trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}")
+            from tuneflow.faults import fail_reason  # CUDA OOM gets a plain reason; the worker goes on
+
+            trial.set_user_attr("fail_reason", fail_reason(err, batch_size=params.batch_size))
             raise
         finally:
             # Free the model, optimizer state and cached CUDA blocks whatever the outcome.

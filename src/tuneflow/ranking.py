@@ -32,9 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-import numpy as np
-
-from tuneflow.config import ModelConfig, read_yaml
 from tuneflow.errors import ConfigError
 from tuneflow.schema import parse_dataclass
 
@@ -172,6 +169,8 @@ class CandidateScore:
 
 
 def load_candidates(path: str | Path) -> CandidatesConfig:
+    from tuneflow.config import read_yaml
+
     path = Path(path)
     try:
         return parse_dataclass(CandidatesConfig, read_yaml(path))
@@ -189,6 +188,7 @@ def default_candidates(plan: "StudyPlan") -> CandidatesConfig:
 
 def resolve_candidates(plan: "StudyPlan", spec: CandidatesConfig, *, file: str | None = None) -> list[Candidate]:
     """One :class:`Candidate` per (entry, pooling); models located and their tokenizers loaded once."""
+    from tuneflow.config import ModelConfig
     from tuneflow.modeling import load_tokenizer, resolve_model_path
 
     config = plan.config
@@ -235,6 +235,7 @@ def sample_rows(split: "TextSplit", rows: int, seed: int) -> "TextSplit":
     """A stratified sample of at most ``rows`` rows, in their original order."""
     if len(split) <= rows:
         return split
+    import numpy as np
     from sklearn.model_selection import train_test_split
 
     index = np.arange(len(split))
@@ -268,6 +269,7 @@ def rank_candidates(
     say = progress or (lambda line: None)
     say(f"scoring {len(candidates)} candidate(s) on {len(sample)} target training rows ({runtime.device})")
     tuned: dict[tuple[str, str | None], tuple[Any, float, float]] = {}  # one source fine-tune per model
+    leeps: dict[tuple[str, str | None], float] = {}
     scores = []
     for candidate in candidates:
         tokenizer = load_tokenizer(candidate.model_path, candidate.revision)
@@ -281,7 +283,9 @@ def rank_candidates(
             model, source_seconds, source_accuracy = tuned[key]
             started = time.perf_counter()
             features = encoder_features(model, tokenizer, sample.texts, sample.pairs, pooling=candidate.pooling, **common)
-            leep_score = leep(head_probabilities(model, tokenizer, sample.texts, sample.pairs, **common), sample.labels)
+            if key not in leeps:  # the head is the same whatever the pooling
+                leeps[key] = leep(head_probabilities(model, tokenizer, sample.texts, sample.pairs, **common), sample.labels)
+            leep_score = leeps[key]
         else:
             started = time.perf_counter()
             features = extract_features(
@@ -292,7 +296,8 @@ def rank_candidates(
         scores.append(
             CandidateScore(candidate, score, leep_score, seconds, len(sample), features.shape[1], source_seconds, source_accuracy)
         )
-        say(f"  {candidate.name}: LogME {score:.4f}" + (f", LEEP {leep_score:.4f}" if leep_score is not None else "") + f" ({seconds:.1f} s)")
+        leep_text = f", LEEP {leep_score:.4f}" if leep_score is not None else ""
+        say(f"  {candidate.name}: LogME {score:.4f}{leep_text} ({seconds:.1f} s)")
     return sorted(scores, key=lambda s: s.logme, reverse=True)
 
 
@@ -393,7 +398,10 @@ def format_ranking(ranking: list[CandidateScore]) -> str:
         for i, s in enumerate(ranking, start=1)
     ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+
+    def line(cells: list[str]) -> str:  # the candidate column left-aligned, numbers right-aligned
+        return "  ".join(c.ljust(w) if i == 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
@@ -454,10 +462,28 @@ def _record(plan: "StudyPlan", ranking: list[CandidateScore]) -> list[dict[str, 
     from tuneflow.study import create_or_load
 
     config = plan.config
-    storage = open_storage(config.storage_url(), file=str(config.path))
+    storage = open_storage(config.storage_url(), options=config.storage_options, file=str(config.path))
     study = create_or_load(config, storage=storage, sampler=plan.sampler, pruner=plan.pruner, record=plan.record)
+    return _store_and_enqueue(study, ranking, config.space, by="tuneflow rank")
+
+
+def _store_and_enqueue(study, ranking: list[CandidateScore], space, *, by: str) -> list[dict[str, Any]]:
     record_scores(study, ranking)
-    trials = prior_trials(ranking, config.space)
+    trials = prior_trials(ranking, space)
     for params in trials:
-        study.enqueue_trial(params, user_attrs={"enqueued_by": "tuneflow rank"}, skip_if_exists=True)
+        study.enqueue_trial(params, user_attrs={"enqueued_by": by}, skip_if_exists=True)
     return trials
+
+
+def apply_prior(plan: "StudyPlan", study, *, progress=None) -> list[dict[str, Any]]:
+    """``prior: logme``: rank the candidates once per study, record the scores, enqueue the best first.
+
+    A resumed study that already holds scores is left as it is (ranking again would re-enqueue).
+    """
+    if RANKING_ATTR in study.user_attrs:
+        return []
+    config = plan.config
+    path = str(config.directory / config.prior_candidates) if config.prior_candidates else None
+    spec = load_candidates(path) if path else default_candidates(plan)
+    ranking = rank_candidates(plan, spec, file=path, progress=progress)
+    return _store_and_enqueue(study, ranking, config.space, by="prior: logme")

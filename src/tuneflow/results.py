@@ -7,7 +7,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 COLUMNS = (
     ("trial", lambda t: str(t.number)),
-    ("value", lambda t: f"{t.value:.4f}"),
+    ("value", lambda t: format_values(t.values)),
     ("accuracy", lambda t: _fmt(t.user_attrs.get("accuracy"))),
     ("precision", lambda t: _fmt(t.user_attrs.get("precision"))),
     ("recall", lambda t: _fmt(t.user_attrs.get("recall"))),
@@ -18,6 +18,7 @@ COLUMNS = (
     ("batch", lambda t: str(t.user_attrs.get("params", {}).get("batch_size", "?"))),
     ("epochs", lambda t: str(t.user_attrs.get("params", {}).get("epochs", "?"))),
     ("train s", lambda t: _fmt(t.user_attrs.get("training_seconds"), ".1f")),
+    ("gain", lambda t: _fmt(t.user_attrs.get("transfer_gain_score"), "+.4f")),
 )
 
 
@@ -25,8 +26,22 @@ def _fmt(value, spec: str = ".4f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def format_values(values) -> str:
+    """One value, or a Pareto trial's values joined by " / " (in target order)."""
+    return "-" if not values else " / ".join(f"{v:.4g}" if abs(v) >= 1000 else f"{v:.4f}" for v in values)
+
+
+def is_pareto(study: optuna.Study) -> bool:
+    return len(study.directions) > 1
+
+
 def ranked_trials(study: optuna.Study, top_k: int | None = None) -> list[FrozenTrial]:
-    """Complete trials, best first."""
+    """Complete trials, best first; in a Pareto study the front (``best_trials``), by its first target."""
+    if is_pareto(study):
+        front = list(study.best_trials)
+        reverse = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+        front.sort(key=lambda t: t.values[0], reverse=reverse)
+        return front[:top_k] if top_k else front
     trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
     trials.sort(key=lambda t: t.value, reverse=reverse)

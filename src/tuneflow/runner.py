@@ -6,6 +6,7 @@ opened, so a rejected study writes nothing.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,32 +74,28 @@ def plan_study(path: str, *, data_root: str | None = None, storage: str | None =
 
 def run_study(plan: StudyPlan, *, n_trials: int | None = None, timeout: float | None = None, quiet: bool = False):
     """Open (or resume) the study and run trials. ``n_trials`` given = trials to add; else the budget's total."""
-    from optuna.trial import TrialState
-
     from tuneflow.objective import TransferObjective
     from tuneflow.progress import ProgressPrinter
     from tuneflow.storage import open_storage
     from tuneflow.study import create_or_load
+    from tuneflow.workers import TrialLoop, budget_target
 
     config = plan.config
-    storage = open_storage(config.storage_url(), file=str(config.path))
+    storage = open_storage(config.storage_url(), options=config.storage_options, file=str(config.path))
     study = create_or_load(config, storage=storage, sampler=plan.sampler, pruner=plan.pruner, record=plan.record)
-    if n_trials is None and config.budget.n_trials is not None:
-        finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        done = len(study.get_trials(deepcopy=False, states=finished))
-        n_trials = max(config.budget.n_trials - done, 0)
+    if config.prior == "logme":
+        from tuneflow.ranking import apply_prior
+
+        apply_prior(plan, study, progress=None if quiet else lambda line: print(line, file=sys.stderr, flush=True))
+    # One budget rule for `run` and every `worker` (tuneflow.budget): trials of all processes count.
+    total, n_trials = budget_target(study, add=n_trials, total=config.budget.n_trials)
     timeout = timeout if timeout is not None else config.budget.timeout
     objective = TransferObjective(config, target=plan.target, source=plan.source, model_path=plan.model_path)
     progress = ProgressPrinter(study, total=n_trials, quiet=quiet)
     progress.start()
-    if n_trials != 0:
-        study.optimize(
-            objective,
-            n_trials=n_trials,
-            timeout=timeout,
-            catch=(Exception,),  # a failing trial is recorded as FAIL with its reason; the study goes on
-            callbacks=[progress],
-            gc_after_trial=True,
-        )
+    # A failing trial is recorded as FAIL with its reason and the study goes on; see tuneflow.workers.
+    loop = TrialLoop(study, storage=storage, url=config.storage_url(), options=config.storage_options,
+                     objective=objective, n_trials=total, timeout=timeout, callbacks=[progress])
+    loop.run()
     progress.finish()
     return study

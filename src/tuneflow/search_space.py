@@ -173,6 +173,12 @@ class SearchSpace:
             except ConfigError as err:
                 raise err.at(file=self.source, key_prefix="parameters.mapping") from None
             known.update(strategy.parameters)
+            for param, allowed in strategy.choices.items():  # e.g. align_loss: coral | mmd
+                spec = self.parameters.get(param)
+                for value in (spec.possible_values() or ()) if spec else ():
+                    if value not in allowed:
+                        message = unknown_name_message(f"{name} {param}", value, map(str, allowed))
+                        raise ConfigError(message, file=self.source, key=f"parameters.{param}")
             if strategy.needs_source and config.source is None:
                 raise ConfigError(
                     f"mapping {name!r} trains on a source task, but the study has no 'source'", file=str(study_file), key="source"

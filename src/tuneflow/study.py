@@ -102,6 +102,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _directions(config: StudyConfig) -> dict[str, Any]:
+    """``direction=`` for one objective; ``directions=`` (one per target) for a Pareto study."""
+    objective = config.objective
+    if objective.mode == "pareto":
+        return {"directions": [t.direction for t in objective.targets]}
+    return {"direction": objective.direction}
+
+
+def metric_names(config: StudyConfig) -> list[str]:
+    if config.objective.mode == "pareto":
+        return [t.metric for t in config.objective.targets]
+    return ["objective"]
+
+
 def create_or_load(config: StudyConfig, *, storage, sampler, pruner, record: dict[str, Any]) -> "optuna.Study":
     """Create the study, or resume it when it exists (``load_if_exists``)."""
     import optuna
@@ -111,24 +125,27 @@ def create_or_load(config: StudyConfig, *, storage, sampler, pruner, record: dic
         sampler=sampler,
         pruner=pruner,
         study_name=config.name,
-        direction=config.objective.direction,
         load_if_exists=True,
+        **_directions(config),
     )
     with warnings.catch_warnings():  # experimental in Optuna, stable in practice
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(["objective"])
+        study.set_metric_names(metric_names(config))
     if study.user_attrs.get(CONFIG_ATTR) != record:
         study.set_user_attr(CONFIG_ATTR, record)
+    from tuneflow.dashboard import sync_study_note
+
+    sync_study_note(study, config)  # the Markdown note optuna-dashboard shows (no password)
     return study
 
 
-def load_existing(storage_url: str, study_name: str | None) -> "optuna.Study":
-    """An existing study; with no name, the only study in the storage."""
+def load_existing(storage_url: str, study_name: str | None, *, options=None) -> "optuna.Study":
+    """An existing study; with no name, the only study in the storage. ``options``: the study file's storage_options."""
     import optuna
 
     from tuneflow.storage import open_storage
 
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, options=options)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if study_name is None:
         if len(names) != 1:

@@ -69,7 +69,8 @@ def _optimizer(
         group_decay = weight_decay if p.ndim >= 2 else 0.0
         groups.setdefault((group_lr, group_decay), []).append(p)
     param_groups = [{"params": ps, "lr": g_lr, "weight_decay": g_wd} for (g_lr, g_wd), ps in groups.items()]
-    fused = runtime.device.type == "cuda"
+    # Fused AdamW is one kernel per step on CUDA and also measurably faster on CPU.
+    fused = runtime.device.type in ("cuda", "cpu")
     return torch.optim.AdamW(param_groups, lr=lr, fused=fused)
 
 

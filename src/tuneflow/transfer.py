@@ -8,11 +8,12 @@ from typing import Any, Callable
 import numpy as np
 from torch import nn
 
-from tuneflow.batching import EncodedSplit, encode
+from tuneflow.batching import EncodedSplit
 from tuneflow.data import TaskData
 from tuneflow.hyperparams import TrialParams
 from tuneflow.metrics import classification_metrics
 from tuneflow.modeling import apply_method, new_classifier
+from tuneflow.token_cache import cached_encode
 from tuneflow.training import FitStats, Runtime, fit, predict
 
 
@@ -30,7 +31,12 @@ class PreparedTask:
 
     @classmethod
     def build(cls, data: TaskData, tokenizer, max_length: int) -> "PreparedTask":
-        return cls(data=data, train=encode(tokenizer, data.train, max_length), validation=encode(tokenizer, data.validation, max_length))
+        """Tokenised through the on-disk cache: other workers and restarts read the ids back."""
+
+        def tokenise(split, name):
+            return cached_encode(tokenizer, split, max_length, task_name=data.name, split_name=name)
+
+        return cls(data=data, train=tokenise(data.train, "train"), validation=tokenise(data.validation, "validation"))
 
 
 # Called with (validation metrics, evaluation index) each time the target stage evaluates.
@@ -79,6 +85,42 @@ class TransferContext:
         stats = fit(
             model,
             task.train,
+            runtime=self.runtime,
+            pad_id=self.pad_id,
+            epochs=epochs,
+            lr=lr,
+            batch_size=self.params.batch_size,
+            head_lr=self.params.head_learning_rate,
+            weight_decay=self.params.weight_decay,
+            warmup_ratio=self.params.warmup_ratio,
+            seed=self.seed,
+            on_evaluate=on_evaluate,
+            evaluate_every_steps=self.evaluate_every_steps if on_evaluate else None,
+        )
+        self.fit_stats.append(stats)
+        return stats
+
+    def fit_two_tasks(
+        self, model: nn.Module, *, extra_loss, extra_modules=(), epochs: int, lr: float, report: bool
+    ) -> FitStats:
+        """Train on the target with a source batch alongside each step (see :mod:`tuneflow.multitask`).
+
+        Reports target validation exactly like :meth:`fit`, so pruning works the same way.
+        """
+        from tuneflow.multitask import fit_multitask
+
+        on_evaluate = None
+        if report and self.report is not None:
+
+            def on_evaluate(index: int) -> None:
+                self.report(self.evaluate(model, self.target), index)
+
+        stats = fit_multitask(
+            model,
+            self.target.train,
+            self.source.train,
+            extra_loss=extra_loss,
+            extra_modules=extra_modules,
             runtime=self.runtime,
             pad_id=self.pad_id,
             epochs=epochs,

@@ -1,0 +1,258 @@
+"""Storage overhead per trial: ask + suggest + tell with 8 worker processes on PostgreSQL, 1,000 trials.
+
+    nice -n 10 python benchmarks/storage_overhead.py            # PostgreSQL 127.0.0.1:5432/test, 8 x 1,000
+    python benchmarks/storage_overhead.py --url URL --workers 8 --trials 1000 --json
+
+Two measurements, each on a fresh study that is deleted afterwards; no training anywhere:
+
+* ``optuna`` — each process loops ``study.ask()`` + ``trial.suggest_*`` over a realistic small space
+  (learning rate, batch size, epochs, method, conditional LoRA rank, warm-up, weight decay) +
+  ``study.tell()``; the 1,000 trials are split evenly. Storage from ``tuneflow.storage.open_storage``
+  with the default ``storage_options`` (heartbeat every 60 s, grace 180 s, retry callback, pool).
+* ``tuneflow`` — the same objective run by ``tuneflow.workers.TrialLoop`` until the shared budget of
+  1,000 is reached: stale-trial check, admission lock + budget count, ask, first heartbeat, ``worker``
+  attribute, suggest, tell. Timed per loop turn.
+
+Both use the random sampler, so the sampler's own cost (TPE's grows with the number of trials) does not
+hide the storage's. Reports median and p95 ms per trial, pooled over the processes; target median
+<= 20 ms. A 1-worker reference run (100 trials) and the server's commit latency are recorded beside
+them, since on a small machine the figure is bound by CPU and fsync rather than by tuneflow. Results go to benchmarks/RESULTS.md between ``<!-- storage:start -->`` and ``<!-- storage:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+RESULTS = REPO / "benchmarks" / "RESULTS.md"
+START, END = "<!-- storage:start -->", "<!-- storage:end -->"
+TARGET_MS = 20.0
+
+
+def suggest(trial) -> float:
+    lr = trial.suggest_float("learning_rate", 1e-5, 3e-4, log=True)
+    trial.suggest_categorical("batch_size", [16, 32, 64])
+    trial.suggest_int("epochs", 1, 4)
+    if trial.suggest_categorical("method", ["full", "lora", "head_only"]) == "lora":
+        trial.suggest_categorical("lora_r", [4, 8, 16])
+    trial.suggest_float("warmup_ratio", 0.0, 0.2)
+    trial.suggest_float("weight_decay", 0.0, 0.1)
+    return lr * 1000
+
+
+def _open(url: str, name: str, seed: int):
+    import optuna
+
+    from tuneflow.config import StorageOptionsConfig
+    from tuneflow.storage import open_storage
+
+    options = StorageOptionsConfig()
+    storage = open_storage(url, options=options)
+    study = optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler(seed=seed))
+    return study, storage, options
+
+
+def _optuna_worker(url: str, name: str, seed: int, n: int, start, out) -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Heartbeat of storage")  # plain ask/tell records no heartbeats
+    study, _, _ = _open(url, name, seed)
+    start.wait()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        trial = study.ask()
+        value = suggest(trial)
+        study.tell(trial, value)
+        times.append((time.perf_counter() - t0) * 1000)
+    out.put(times)
+
+
+def _tuneflow_worker(url: str, name: str, seed: int, n_trials: int, start, out) -> None:
+    from tuneflow.workers import TrialLoop
+
+    study, storage, options = _open(url, name, seed)
+    times, last = [], [0.0]
+
+    def tick(_study, _trial) -> None:
+        now = time.perf_counter()
+        times.append((now - last[0]) * 1000)
+        last[0] = now
+
+    loop = TrialLoop(study, storage=storage, url=url, options=options, objective=suggest, n_trials=n_trials, callbacks=[tick])
+    start.wait()
+    last[0] = time.perf_counter()
+    loop.run()
+    out.put(times)
+
+
+def measure(mode: str, url: str, *, workers: int, trials: int) -> dict:
+    import optuna
+
+    from tuneflow.storage import open_storage
+
+    name = f"bench_storage_{mode}_{uuid.uuid4().hex[:8]}"
+    optuna.create_study(study_name=name, storage=open_storage(url))
+    ctx = mp.get_context("fork")
+    start, out = ctx.Event(), ctx.Queue()
+    if mode == "optuna":
+        shares = [trials // workers + (i < trials % workers) for i in range(workers)]
+        procs = [ctx.Process(target=_optuna_worker, args=(url, name, i, shares[i], start, out)) for i in range(workers)]
+    else:
+        procs = [ctx.Process(target=_tuneflow_worker, args=(url, name, i, trials, start, out)) for i in range(workers)]
+    for p in procs:
+        p.start()
+    time.sleep(3.0)  # let every process import and connect before the clock starts
+    began = time.perf_counter()
+    start.set()
+    samples = [t for _ in procs for t in out.get()]
+    wall = time.perf_counter() - began
+    for p in procs:
+        p.join()
+    study = optuna.load_study(study_name=name, storage=open_storage(url))
+    finished = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    optuna.delete_study(study_name=name, storage=open_storage(url))
+    arr = np.array(samples)
+    return {
+        "mode": mode,
+        "workers": workers,
+        "trials": len(samples),
+        "complete_in_study": finished,
+        "median_ms": round(float(np.median(arr)), 2),
+        "p95_ms": round(float(np.percentile(arr, 95)), 2),
+        "mean_ms": round(float(arr.mean()), 2),
+        "wall_s": round(wall, 2),
+        "trials_per_s": round(len(samples) / wall, 1),
+    }
+
+
+def commit_ms(url: str, n: int = 50) -> float:
+    """Median round trip of one durable (fsynced) INSERT + COMMIT: the floor under every Optuna write."""
+    import sqlalchemy
+
+    from tuneflow.storage import open_storage
+
+    engine = open_storage(url).engine
+    table = f"tuneflow_bench_{uuid.uuid4().hex[:8]}"
+    times = []
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE TABLE {table} (i integer)"))
+        conn.commit()
+        for i in range(n):
+            t0 = time.perf_counter()
+            conn.execute(sqlalchemy.text(f"INSERT INTO {table} VALUES ({i})"))
+            conn.commit()
+            times.append((time.perf_counter() - t0) * 1000)
+        conn.execute(sqlalchemy.text(f"DROP TABLE {table}"))
+        conn.commit()
+    return round(float(np.median(times)), 2)
+
+
+def environment(url: str) -> dict:
+    import optuna
+    import psycopg
+    import sqlalchemy
+
+    from tuneflow.redaction import redact_url
+    from tuneflow.storage import open_storage
+
+    with open_storage(url).engine.connect() as conn:
+        server = conn.execute(sqlalchemy.text("SELECT version()")).scalar().split(",")[0]
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = "?"
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{cpu} ({os.cpu_count()} cores); {platform.platform()}",
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "versions": f"python {platform.python_version()}, optuna {optuna.__version__}, sqlalchemy {sqlalchemy.__version__}, "
+                    f"psycopg {psycopg.__version__}, {server}, tuneflow_commit {commit}",
+        "storage": redact_url(url),
+        "commit_ms": commit_ms(url),
+    }
+
+
+def write_results(env: dict, results: list[dict], command: str) -> None:
+    rows = "\n".join(
+        f"| {r['mode']} | {r['workers']} | {r['trials']} | {r['complete_in_study']} | {r['median_ms']} | {r['p95_ms']} | "
+        f"{r['trials_per_s']} | {'yes' if r['median_ms'] <= TARGET_MS else 'no'} |"
+        for r in results
+    )
+    block = f"""{START}
+## Storage overhead per trial, 8 workers on PostgreSQL (`benchmarks/storage_overhead.py`)
+
+Wall-clock milliseconds per trial with no training: `optuna` = `study.ask()` + `suggest_*` (7 parameters,
+one conditional) + `study.tell()`; `tuneflow` = one turn of `tuneflow.workers.TrialLoop` (stale check,
+admission lock and budget count, ask, first heartbeat, `worker` attribute, the same suggestions, tell).
+Default `storage_options` (heartbeat 60 s, grace 180 s, retries, pool), random sampler. Processes are
+started and connected before the clock starts.
+Target: median ≤ {TARGET_MS:.0f} ms.
+
+- Date: {env['date']}; machine: {env['machine']}; 1-min load average {env['load_average_1min']} at start,
+  {env['load_average_end']} at the end (other jobs shared the machine)
+- Versions: {env['versions']}
+- Storage: `{env['storage']}` (same machine); one durable INSERT + COMMIT takes {env['commit_ms']} ms (median of 50),
+  and a trial is about a dozen commits (ask, one per parameter, `worker` attribute, heartbeat, tell)
+- Command: `{command}`
+
+| mode | workers | trials | complete in study | median ms | p95 ms | trials/s (all workers) | median ≤ {TARGET_MS:.0f} ms |
+|:--|---:|---:|---:|---:|---:|---:|:--|
+{rows}
+{END}"""
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    if START in text and END in text:
+        text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _m: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    RESULTS.write_text(text, encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--modes", default="optuna,tuneflow")
+    parser.add_argument("--no-reference", dest="reference", action="store_false", help="skip the 1-worker, 100-trial reference run")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--no-write", action="store_true", help="do not touch benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    env = environment(args.url)
+    results = []
+    runs = [(mode, args.workers, args.trials) for mode in args.modes.split(",")]
+    if args.reference:
+        runs.insert(0, ("optuna", 1, 100))  # one worker alone: what the machine gives a single process
+    for mode, workers, trials in runs:
+        print(f"{mode}: {workers} workers, {trials} trials ...", file=sys.stderr, flush=True)
+        results.append(measure(mode, args.url, workers=workers, trials=trials))
+        print(f"  {results[-1]}", file=sys.stderr, flush=True)
+    env["load_average_end"] = round(os.getloadavg()[0], 2)
+    if not args.no_write:
+        command = "python benchmarks/storage_overhead.py " + " ".join(a for a in sys.argv[1:] if a not in ("--json",))
+        write_results(env, results, command.strip())
+    if args.json:
+        print(json.dumps({"environment": env, "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Mapping strategies that misbehave on purpose, registered through the ordinary plugin path.
+
+Only worker subprocesses import this module (``test_workers.BOOT``), before running the CLI; never
+import it from a test, or the strategies enter the pytest process's registry.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from tuneflow.mapping.base import MappingStrategy, register_strategy
+from tuneflow.mapping.direct import Direct
+
+
+@register_strategy
+class SlowDirect(MappingStrategy):
+    """``direct`` after a pause: a trial that stays RUNNING long enough to be killed mid-way."""
+
+    name = "slow_direct"
+    summary = "test only: direct after a pause"
+    parameters = {"sleep_seconds": 2.0}
+
+    def run(self, ctx):
+        model = ctx.prepare(ctx.new_model(ctx.target))
+        deadline = time.monotonic() + float(ctx.params.mapping_params["sleep_seconds"])
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+        ctx.fit(model, ctx.target, epochs=ctx.params.epochs, lr=ctx.params.learning_rate, report=True)
+        return model
+
+
+@register_strategy
+class OomAbove(MappingStrategy):
+    """Behaves as if the GPU had room for batches of at most ``oom_above_batch`` examples."""
+
+    name = "oom_above"
+    summary = "test only: CUDA out of memory above a batch size"
+    parameters = {"oom_above_batch": 16}
+
+    def run(self, ctx):
+        if ctx.params.batch_size > ctx.params.mapping_params["oom_above_batch"]:
+            model = ctx.prepare(ctx.new_model(ctx.target))  # memory is held when it happens
+            activations = torch.zeros(ctx.params.batch_size, 1024)
+            raise torch.cuda.OutOfMemoryError(
+                f"CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 8 GiB "
+                f"({model.num_labels} labels, {activations.numel()} values)"
+            )
+        return Direct().run(ctx)
