@@ -95,7 +95,7 @@ def main() -> int:
 
     from tuneflow.hyperparams import resolve_params
     from tuneflow.mapping import get_strategy
-    from tuneflow.modeling import load_tokenizer
+    from tuneflow.modeling import load_tokenizer, new_classifier
     from tuneflow.objective import seed_everything
     from tuneflow.packaged import packaged_model_dir
     from tuneflow.training import Runtime
@@ -114,6 +114,9 @@ def main() -> int:
     tokenizer = load_tokenizer(model_path)
     target = PreparedTask.build(target_data, tokenizer, max_length)
     source = PreparedTask.build(source_data, tokenizer, max_length)
+    # Read the pretrained weights once up front: every run then builds its model the same way, so a head's
+    # initialisation depends on the seed alone, not on being the process's first model.
+    new_classifier(model_path, target.num_labels)
     load_seconds = time.perf_counter() - load_started
     load_average = os.getloadavg()[0]
     print(
@@ -222,7 +225,7 @@ def render(args, max_length: int, facts: dict, rows: list[dict], total: float) -
         f"- Date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}; device: {facts['device']}; "
         f"1-min load average {facts['load_average']}",
         f"- Versions: {_versions()}",
-        f"- Data: {facts['target']}; {facts['source']}; tokenised in {facts['load_seconds']:.1f} s",
+        f"- Data: {facts['target']}; {facts['source']}; tokenised and model loaded in {facts['load_seconds']:.1f} s",
         f"- Command: `nice -n 10 python benchmarks/transfer_strategies.py`; total {total:.0f} s",
         "",
         "| strategy | accuracy | macro-F1 | gain acc | gain F1 | negative transfer | source retention | train s | wall s |",

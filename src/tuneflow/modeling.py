@@ -48,7 +48,10 @@ def new_classifier(path: str, num_labels: int, revision: str | None = None) -> n
     """A fresh classifier with pretrained encoder weights and a randomly initialised head."""
     key = (path, revision)
     if key not in _PRETRAINED:
+        # from_pretrained draws from the RNG; restore it so the head below depends on the seed alone.
+        rng_state = torch.random.get_rng_state()
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, revision=revision)
+        torch.random.set_rng_state(rng_state)
         prefix = model.base_model_prefix + "."
         state = {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(prefix)}
         _PRETRAINED[key] = _Pretrained(config=model.config, encoder_state=state)
