@@ -46,16 +46,19 @@ def _unique(prefix: str) -> str:
 def worker_study(tmp_path, tiny_model_dir, task_files):
     """A study file whose trials take a fraction of a second (30 training rows, 1 epoch)."""
 
-    def make(*, n_trials: int, space: dict | None = None, **overrides):
+    def make(*, n_trials: int, space: dict | None = None, grace_period: int = 30, **overrides):
+        # Beat every second (workers waiting for peers poll as often); a 30 s grace period keeps a
+        # live worker on an overloaded test machine from being taken for dead.
         name = _unique("w")
         study = study_dict(
             tiny_model_dir, task_files, name=name,
             search_space={"parameters": {**FAST, **(space or {})}},
             budget={"n_trials": n_trials},
-            storage_options={"heartbeat_interval": 1, "grace_period": 3},
+            storage_options={"heartbeat_interval": 1, "grace_period": grace_period},
             **overrides,
         )
         study["target"]["max_train_rows"] = 30
+        study["objective"]["transfer_baseline"] = False  # no extra target-only run for the test strategies
         return write_study(tmp_path / f"{name}.yaml", study)
 
     return make
@@ -244,8 +247,9 @@ def test_four_workers_on_postgres_finish_exactly_n_trials(worker_study, pg_study
 
 @pytest.mark.postgres
 def test_killed_worker_trial_is_failed_by_heartbeat_and_retried(worker_study, pg_study_names, tmp_path, run_cli):
-    # Trials pause 2 s before training, so the killed worker is surely mid-trial.
-    study_file = worker_study(n_trials=3, space={"mapping": {"type": "fixed", "value": "slow_direct"}})
+    # Trials pause 2 s before training, so the killed worker is surely mid-trial; 3 s without a
+    # heartbeat and it counts as dead.
+    study_file = worker_study(n_trials=3, space={"mapping": {"type": "fixed", "value": "slow_direct"}}, grace_period=3)
     name = study_file.stem
     pg_study_names.append(name)
     victim = spawn(tmp_path, "worker", study_file, "--storage", PG_URL, "--study-name", name)
