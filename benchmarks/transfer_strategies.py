@@ -23,7 +23,6 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+from results_file import replace_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -253,14 +253,7 @@ def render(args, max_length: int, facts: dict, rows: list[dict], total: float) -
 
 def write_section(section: str) -> None:
     """Replace this benchmark's own section of RESULTS.md (between its markers), or append it."""
-    block = f"{START}\n{section}\n{END}"
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    RESULTS.write_text(text, encoding="utf-8")
+    replace_section(START, END, section, RESULTS)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import copy
 import datetime
 import os
 import platform
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+from results_file import replace_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
@@ -304,14 +304,7 @@ def render(args, facts, tau, tau_realistic, top_match, total_seconds, sst2_accur
 
 def write_section(section: str) -> None:
     """Replace this benchmark's own section of RESULTS.md (between its markers), or append it."""
-    block = f"{START}\n{section}\n{END}"
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    RESULTS.write_text(text, encoding="utf-8")
+    replace_section(START, END, section, RESULTS)
 
 
 def _cpu_name() -> str:

@@ -224,3 +224,17 @@ def test_fit_sees_every_example_once_per_epoch_with_a_partial_last_batch(tokeniz
     assert stats.examples_seen == 2 * 11
     assert len(stats.epoch_losses) == 2 and all(math.isfinite(x) for x in stats.epoch_losses)
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.slow  # inductor compiles C++ on the CPU: ~a minute
+def test_compiled_fit_matches_the_eager_loop(tokenizer):
+    data = make_data(tokenizer, 24, seed=4)
+    eager, compiled = tiny_bert(), tiny_bert()
+    compiled.load_state_dict(eager.state_dict())
+    kwargs = dict(pad_id=tokenizer.pad_token_id, epochs=2, lr=1e-3, batch_size=8, seed=0)
+    a = fit(eager, data, runtime=CPU, **kwargs)
+    b = fit(compiled, data, runtime=Runtime(torch.device("cpu"), None, compile=True), **kwargs)
+    np.testing.assert_allclose(b.epoch_losses, a.epoch_losses, rtol=1e-4)
+    # The compiled view shares the parameters: the trial's own model was trained, not a copy.
+    for (name, x), (_, y) in zip(eager.named_parameters(), compiled.named_parameters()):
+        torch.testing.assert_close(x, y, atol=1e-4, rtol=1e-4, msg=name)

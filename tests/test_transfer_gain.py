@@ -75,6 +75,13 @@ def test_a_direct_trial_is_its_own_baseline_and_is_reused(make_study, run_cli):
     sequential = study.trials[1].user_attrs
     assert sequential["transfer_gain_f1"] == pytest.approx(sequential["f1"] - direct["f1"])
 
+    # `best` shows the baseline trial as such, and the sequential trial's signed gain.
+    code, out, err = run_cli("best", second)
+    assert code == 0, err
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()}
+    assert rows["0"][-1] == "base"
+    assert rows["1"][-1] == f"{sequential['transfer_gain_score']:+.4f}"
+
 
 def test_gain_and_cost_terms_make_the_value(make_study, run_cli):
     weights = {"f1": 1.0, "transfer_gain": 1.0, "training_seconds": -0.5, "trainable_parameters_millions": -0.5}

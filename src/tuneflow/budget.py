@@ -28,6 +28,7 @@ from typing import Iterable, Iterator
 
 from optuna.trial import FrozenTrial, TrialState
 
+from tuneflow.file_lock import file_lock
 from tuneflow.storage import journal_path, storage_kind
 
 
@@ -101,7 +102,7 @@ class AdmissionLock:
     def _cross_process(self):
         kind = storage_kind(self.url)
         if kind == "journal":
-            return _file_lock(journal_path(self.url))
+            return file_lock(journal_path(self.url))
         if kind == "redis":
             return _redis_lock(self.url, self.study_name)
         engine = self.storage.engine
@@ -111,7 +112,7 @@ class AdmissionLock:
         if backend in ("mysql", "mariadb"):
             return _mysql_lock(engine, self.study_name)
         if backend == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-            return _file_lock(Path(engine.url.database))
+            return file_lock(Path(engine.url.database))
         return contextlib.nullcontext()  # in-memory SQLite: one process only
 
 
@@ -137,18 +138,6 @@ def _mysql_lock(engine, study_name: str):
             yield
         finally:
             conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path):
-    import fcntl
-
-    with open(f"{path}.tuneflow-lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

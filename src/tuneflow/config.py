@@ -276,6 +276,7 @@ class StudyConfig:
     evaluation: EvaluationConfig = _help("validation schedule", factory=EvaluationConfig)
     seed: int = _help("base seed; trial k trains with seed + k", 0)
     device: Literal["auto", "cpu", "cuda"] = _help("where trials train; auto = CUDA when available", "auto")
+    compile: bool = _help("torch.compile the training forward pass (one compile per trial: for long GPU trials)", False)
     data_root: str | None = _help("folder for relative data paths and `offline` data (also --data-root)", None)
     artifacts_dir: str | None = _help("folder for trial images (Optuna artifact store); default: beside the SQLite file", None)
     prior: Literal["none", "logme"] = _help("logme: rank candidates by LogME before sampling and enqueue the best first", "none")

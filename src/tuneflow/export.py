@@ -31,6 +31,7 @@ class FinalConfig:
     data_seed: int = 0  # the study's seed: the same validation/test carve as during selection
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     device: str = "auto"
+    compile: bool = False
     # Informational, from the study.
     study: str | None = None
     trial: int | None = None
@@ -73,6 +74,7 @@ def export_trials(study: optuna.Study, top_k: int = 1) -> dict[str, Any]:
                 "data_seed": record["seed"],
                 "evaluation": record["evaluation"],
                 "device": record["device"],
+                "compile": record.get("compile", False),
             }
         )
     return {"tuneflow_export": EXPORT_FORMAT, "storage": redact_url(record.get("storage")), "configs": configs}

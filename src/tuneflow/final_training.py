@@ -43,7 +43,7 @@ def train_final(final: FinalConfig, out_dir: Path, *, file: str | None = None) -
 
     model_path = resolve_model_path(final.model)
     tokenizer = load_tokenizer(model_path, final.model.revision)
-    runtime = Runtime.pick(final.device)
+    runtime = Runtime.pick(final.device, compile=final.compile)
     length = final.model.max_length
     # Selection is over: the carved validation rows go back into training.
     target_prepared = PreparedTask(

@@ -27,6 +27,9 @@ class TrialParams:
     method: Literal["full", "lora", "head_only"] = field(
         default="full", metadata={"help": "full fine-tune, LoRA adapters (PEFT), or the head alone"}
     )
+    lora_learning_rate: float | None = field(
+        default=None, metadata={"help": "learning rate of the LoRA matrices (default: learning_rate); LoRA usually wants ~10x"}
+    )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha"})
     lora_dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA path"})
@@ -42,8 +45,9 @@ class TrialParams:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError("must be positive", key=name)
-        if self.head_learning_rate is not None and self.head_learning_rate <= 0:
-            raise ConfigError("must be positive", key="head_learning_rate")
+        for key in ("head_learning_rate", "lora_learning_rate"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
+                raise ConfigError("must be positive", key=key)
         if self.method not in METHODS:
             raise ConfigError(unknown_name_message("method", self.method, METHODS), key="method")
         if not 0.0 <= self.warmup_ratio < 1.0:

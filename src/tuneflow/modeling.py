@@ -159,6 +159,11 @@ def is_head_parameter(model: nn.Module, name: str) -> bool:
     return not name.startswith(model.base_model_prefix + ".")
 
 
+def is_lora_parameter(name: str) -> bool:
+    """PEFT names LoRA's matrices ``lora_A`` / ``lora_B`` (``lora_embedding_A`` / ``_B`` on embeddings)."""
+    return ".lora_" in name
+
+
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

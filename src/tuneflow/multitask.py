@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from tuneflow.batching import EncodedSplit, bucketed_batches, collate
-from tuneflow.training import FitStats, NonFiniteLoss, Runtime, _optimizer
+from tuneflow.training import FitStats, Runtime, check_finite, make_optimizer
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ def fit_multitask(
     lr: float,
     batch_size: int,
     head_lr: float | None = None,
+    lora_lr: float | None = None,
     weight_decay: float = 0.0,
     warmup_ratio: float = 0.0,
     seed: int = 0,
@@ -81,7 +82,7 @@ def fit_multitask(
     target_rng, source_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     steps_per_epoch = math.ceil(len(target) / batch_size)
     total_steps = steps_per_epoch * epochs
-    optimizer = _optimizer(model, lr, weight_decay, runtime, head_lr)
+    optimizer = make_optimizer(model, lr, weight_decay, runtime, head_lr, lora_lr)
     # Extra heads start from scratch like the target head, so they train at the head learning rate.
     for module in extra_modules:
         params = [p for p in module.parameters() if p.requires_grad]
@@ -118,14 +119,14 @@ def fit_multitask(
             stats.examples_seen += len(index) + len(source_labels)
             step += 1
             if evaluate_every_steps and step % evaluate_every_steps == 0 and step % steps_per_epoch != 0:
-                _check_finite(loss_sum)
+                check_finite(loss_sum)
                 if on_evaluate is not None:
                     stats.seconds += time.perf_counter() - started
                     on_evaluate(evaluations)
                     started = time.perf_counter()
                     evaluations += 1
                     _train_mode(model, extra_modules, True)
-        stats.epoch_losses.append(_check_finite(loss_sum) / steps_per_epoch)
+        stats.epoch_losses.append(check_finite(loss_sum) / steps_per_epoch)
         stats.seconds += time.perf_counter() - started
         if on_evaluate is not None:
             on_evaluate(evaluations)  # evaluation time is not training time
@@ -139,13 +140,6 @@ def fit_multitask(
 def _train_mode(model: nn.Module, modules: Sequence[nn.Module], training: bool) -> None:
     for m in (model, *modules):
         m.train(training)
-
-
-def _check_finite(loss_sum: torch.Tensor) -> float:
-    value = float(loss_sum)
-    if not math.isfinite(value):
-        raise NonFiniteLoss(f"training loss became {value}")
-    return value
 
 
 @torch.no_grad()

@@ -59,7 +59,7 @@ class TransferObjective:
             length = self.config.model.max_length
             target = PreparedTask.build(self.target_data, tokenizer, length)
             source = PreparedTask.build(self.source_data, tokenizer, length) if self.source_data else None
-            self._prepared = (tokenizer, Runtime.pick(self.config.device), target, source)
+            self._prepared = (tokenizer, Runtime.pick(self.config.device, compile=self.config.compile), target, source)
         return self._prepared
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:

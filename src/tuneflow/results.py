@@ -14,12 +14,26 @@ COLUMNS = (
     ("f1", lambda t: _fmt(t.user_attrs.get("f1"))),
     ("mapping", lambda t: str(t.user_attrs.get("params", {}).get("mapping", "?"))),
     ("method", lambda t: str(t.user_attrs.get("params", {}).get("method", "?"))),
-    ("lr", lambda t: _fmt(t.user_attrs.get("params", {}).get("learning_rate"), ".2e")),
+    ("lr", lambda t: _fmt(_encoder_rate(t.user_attrs.get("params", {})), ".2e")),
     ("batch", lambda t: str(t.user_attrs.get("params", {}).get("batch_size", "?"))),
     ("epochs", lambda t: str(t.user_attrs.get("params", {}).get("epochs", "?"))),
     ("train s", lambda t: _fmt(t.user_attrs.get("training_seconds"), ".1f")),
-    ("gain", lambda t: _fmt(t.user_attrs.get("transfer_gain_score"), "+.4f")),
+    ("gain", lambda t: _gain(t)),
 )
+
+
+def _encoder_rate(params: dict) -> float | None:
+    """The rate the encoder side trains with: LoRA's matrices have their own when it is set."""
+    if params.get("method") == "lora" and params.get("lora_learning_rate") is not None:
+        return params["lora_learning_rate"]
+    return params.get("learning_rate")
+
+
+def _gain(trial: FrozenTrial) -> str:
+    """Transfer gain of the score; a ``direct`` trial is the baseline itself, so it has none."""
+    if trial.user_attrs.get("params", {}).get("mapping") == "direct" and "transfer_gain_score" in trial.user_attrs:
+        return "base"
+    return _fmt(trial.user_attrs.get("transfer_gain_score"), "+.4f")
 
 
 def _fmt(value, spec: str = ".4f") -> str:

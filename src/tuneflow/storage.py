@@ -15,6 +15,8 @@ Journal storages keep no heartbeats: ``tuneflow cleanup --older-than S`` fails a
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import warnings
 from pathlib import Path
@@ -170,14 +172,28 @@ def _rdb(url: str, options: "StorageOptionsConfig"):
         }
     for attempt in range(3):
         try:
-            with warnings.catch_warnings():
+            # Workers starting together on an empty database race to create Optuna's tables: local
+            # processes on one SQLite file take turns; on a server, the loser retries.
+            with _sqlite_creation_lock(url), warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url, options), **heartbeat)
         except (IntegrityError, ProgrammingError):
-            # Workers starting together on an empty database race to create Optuna's tables.
             if attempt == 2:
                 raise
             time.sleep(0.5 + attempt)
+
+
+def _sqlite_creation_lock(url: str):
+    from sqlalchemy.engine import make_url
+
+    from tuneflow.file_lock import file_lock
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        folder = Path(parsed.database).parent
+        if os.access(folder, os.W_OK):  # a read-only folder (reading a shipped study) needs no lock
+            return file_lock(parsed.database)
+    return contextlib.nullcontext()
 
 
 def _journal_file(url: str, options: "StorageOptionsConfig"):

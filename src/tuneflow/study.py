@@ -87,6 +87,7 @@ def config_record(config: StudyConfig, tasks: dict[str, Any]) -> dict[str, Any]:
         "evaluation": dataclasses.asdict(config.evaluation),
         "seed": config.seed,
         "device": config.device,
+        "compile": config.compile,
         "storage": redact_url(config.storage_url()),
         "study_file": str(config.path) if config.path else None,
     }

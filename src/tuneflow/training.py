@@ -25,15 +25,21 @@ class Runtime:
 
     device: torch.device
     amp_dtype: torch.dtype | None  # bf16 autocast on GPUs that support it, else full precision
+    compile: bool = False  # torch.compile the training forward pass
 
     @classmethod
-    def pick(cls, preference: str = "auto") -> "Runtime":
+    def pick(cls, preference: str = "auto", *, compile: bool = False) -> "Runtime":
         if preference in ("auto", "cuda") and torch.cuda.is_available():
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-            return cls(torch.device("cuda"), dtype)
+            return cls(torch.device("cuda"), dtype, compile)
         if preference == "cuda":
             raise RuntimeError("device: cuda was asked for, but no CUDA device is available")
-        return cls(torch.device("cpu"), None)
+        return cls(torch.device("cpu"), None, compile)
+
+    def training_forward(self, model: nn.Module) -> nn.Module:
+        """``model`` itself, or a compiled view of it sharing its parameters. Dynamic shapes, because
+        bucketed batches change length every step; a fresh model per trial compiles once per trial."""
+        return torch.compile(model, dynamic=True) if self.compile else model
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -54,18 +60,23 @@ class FitStats:
         return self.examples_seen / self.seconds if self.seconds > 0 else 0.0
 
 
-def _optimizer(
-    model: nn.Module, lr: float, weight_decay: float, runtime: Runtime, head_lr: float | None = None
+def make_optimizer(
+    model: nn.Module, lr: float, weight_decay: float, runtime: Runtime, head_lr: float | None = None,
+    lora_lr: float | None = None,
 ) -> torch.optim.Optimizer:
-    from tuneflow.modeling import is_head_parameter
+    from tuneflow.modeling import is_head_parameter, is_lora_parameter
 
     groups: dict[tuple[float, float], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        # Biases and LayerNorm weights are not decayed (the usual BERT recipe); a fresh head may
-        # learn faster than the pretrained encoder.
-        group_lr = head_lr if head_lr is not None and is_head_parameter(model, name) else lr
+        # Biases and LayerNorm weights are not decayed (the usual BERT recipe). A fresh head, and
+        # LoRA's low-rank matrices (B starts at zero), want a larger step than pretrained weights.
+        group_lr = lr
+        if head_lr is not None and is_head_parameter(model, name):
+            group_lr = head_lr
+        elif lora_lr is not None and is_lora_parameter(name):
+            group_lr = lora_lr
         group_decay = weight_decay if p.ndim >= 2 else 0.0
         groups.setdefault((group_lr, group_decay), []).append(p)
     param_groups = [{"params": ps, "lr": g_lr, "weight_decay": g_wd} for (g_lr, g_wd), ps in groups.items()]
@@ -84,6 +95,7 @@ def fit(
     lr: float,
     batch_size: int,
     head_lr: float | None = None,
+    lora_lr: float | None = None,
     weight_decay: float = 0.0,
     warmup_ratio: float = 0.0,
     seed: int = 0,
@@ -100,7 +112,7 @@ def fit(
     lengths = data.lengths
     steps_per_epoch = math.ceil(len(data) / batch_size)
     total_steps = steps_per_epoch * epochs
-    optimizer = _optimizer(model, lr, weight_decay, runtime, head_lr)
+    optimizer = make_optimizer(model, lr, weight_decay, runtime, head_lr, lora_lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
     stats = FitStats()
     evaluations = 0
@@ -115,6 +127,7 @@ def fit(
         model.train()
         started = time.perf_counter()
 
+    forward = runtime.training_forward(model)
     step = 0
     for _epoch in range(epochs):
         model.train()
@@ -123,7 +136,7 @@ def fit(
         for index in bucketed_batches(lengths, batch_size, shuffle=True, rng=rng):
             batch = collate(data, index, pad_id=pad_id, device=runtime.device)
             with runtime.autocast():
-                loss = model(**batch).loss
+                loss = forward(**batch).loss
             loss.backward()
             optimizer.step()
             scheduler.step()
@@ -133,16 +146,17 @@ def fit(
             step += 1
             mid_epoch = step % steps_per_epoch != 0
             if on_evaluate and evaluate_every_steps and step % evaluate_every_steps == 0 and mid_epoch:
-                _check_finite(loss_sum)
+                check_finite(loss_sum)
                 evaluate()
-        stats.epoch_losses.append(_check_finite(loss_sum) / steps_per_epoch)
+        stats.epoch_losses.append(check_finite(loss_sum) / steps_per_epoch)
         if on_evaluate:
             evaluate()
     stats.seconds += time.perf_counter() - started
     return stats
 
 
-def _check_finite(loss_sum: torch.Tensor) -> float:
+def check_finite(loss_sum: torch.Tensor) -> float:
+    """The epoch's summed loss as a float (one host sync); NaN or inf raises :class:`NonFiniteLoss`."""
     value = float(loss_sum)
     if not math.isfinite(value):
         raise NonFiniteLoss(f"training loss became {value}")

@@ -106,6 +106,7 @@ class TrialLoop:
         self._wake = threading.Event()
         self._resend: threading.Timer | None = None
         self._silent_since: dict[int, float] = {}  # running trials seen without a heartbeat, and since when
+        self._stale_checked_at: float | None = None
         self.trials_run = 0
 
     # -- stopping ---------------------------------------------------------------------------------
@@ -166,7 +167,11 @@ class TrialLoop:
         return self.trials_run
 
     def _fail_stale_trials(self) -> None:
-        if self.heartbeat:
+        # A trial only turns stale after a whole grace period, so looking more than once per heartbeat
+        # interval finds nothing new; with short trials and many workers the query is not free.
+        now = time.monotonic()
+        if self.heartbeat and (self._stale_checked_at is None or now - self._stale_checked_at >= self.heartbeat[0]):
+            self._stale_checked_at = now
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(self.study)
