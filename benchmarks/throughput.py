@@ -383,6 +383,7 @@ def measure_packing(setup: Setup, ks: list[int], batch_size: int, threads: int |
             "aggregate_samples_per_s": round(examples / wall, 1),
             "mean_per_trial_samples_per_s": round(float(np.mean(per_trial)), 1),
             "wall_seconds": round(wall, 3),
+            "trials_per_hour": round(k / wall * 3600, 1),  # a "trial" here = one fit over the rows
             "threads_per_trial": per_trial_threads or None,
             "workers_hit_token_cache": all(g["cache_hits"] >= 1 for g in got),
         })
@@ -457,13 +458,13 @@ def render_block(result: dict) -> str:
         )
     if result.get("packing"):
         lines += ["", f"Packing (K concurrent tuneflow trials, batch {result['packing'][0].get('batch_size', '?')}):", "",
-                  "| K | aggregate samples/s | per trial | vs one HF Trainer run | workers hit the token cache |", "|---:|---:|---:|---:|:--|"]
+                  "| K | aggregate samples/s | per trial | trials/hour | vs one HF Trainer run | workers hit the token cache |", "|---:|---:|---:|---:|---:|:--|"]
         for row in result["packing"]:
             if "error" in row:
-                lines.append(f"| {row['trials']} | failed: {row['error']} | | | |")
+                lines.append(f"| {row['trials']} | failed: {row['error']} | | | | |")
                 continue
             vs = row.get("vs_hf_trainer")
-            lines.append(f"| {row['trials']} | {row['aggregate_samples_per_s']:,.0f} | {row['mean_per_trial_samples_per_s']:,.0f} | "
+            lines.append(f"| {row['trials']} | {row['aggregate_samples_per_s']:,.0f} | {row['mean_per_trial_samples_per_s']:,.0f} | {row['trials_per_hour']:,.0f} | "
                          f"{f'{vs:.2f}×' if vs else 'n/a'} | {'yes' if row['workers_hit_token_cache'] else 'no'} |")
     # The run's own threads raise the load average, so only a high load at the start tells of other jobs.
     if result["device"] == "cpu" and load[0] > m["cpu_cores"] + 1:
