@@ -2,7 +2,7 @@
 on the same space, data, model and wall-clock budget, side by side in one run.
 
     python benchmarks/study_vs_hf_search.py                       # CPU: MiniLM-L6, 1,000 AG News rows, 240 s each
-    python benchmarks/study_vs_hf_search.py --budget-s 600 --rows 8000 --max-length 128   # a GPU run
+    python benchmarks/study_vs_hf_search.py --budget-s 600 --rows 8000 --max-length 128 --tuneflow-workers 4   # GPU
     python benchmarks/study_vs_hf_search.py --budget-s 60 --rows 200 --no-write            # a smoke run
 
 Both sides search HF's default Optuna space (``transformers.trainer_utils.default_hp_space_optuna``):
@@ -86,13 +86,19 @@ def study_file(folder: Path, args, model_dir: str, data_dir: str) -> Path:
     return path
 
 
-def tuneflow_side(folder: Path, path: Path, budget_s: float) -> dict:
+def tuneflow_side(folder: Path, path: Path, budget_s: float, workers: int) -> dict:
     import optuna
+    import torch
 
     cli = [sys.executable, "-m", "tuneflow"]
     env = {**os.environ, "TUNEFLOW_CACHE_DIR": str(folder / "token-cache")}
+    search = [*cli, "run", str(path)]
+    if workers > 1:  # packed: K worker processes on the one GPU (or K CPU workers), one shared study
+        slots = ["--gpus", "0", "--per-gpu", str(workers)] if torch.cuda.is_available() else ["--workers", str(workers)]
+        search = [*cli, "launch", str(path), *slots]
     started = time.perf_counter()
-    subprocess.run([*cli, "run", str(path), "--timeout", str(budget_s), "--quiet"], check=True, env=env)
+    # Its output goes to our stderr: stdout carries only the --json object.
+    subprocess.run([*search, "--timeout", str(budget_s), "--quiet"], check=True, env=env, stdout=2)
     wall = time.perf_counter() - started
     study = optuna.load_study(study_name="study_vs_hf", storage=f"sqlite:///{folder / 'study_vs_hf.db'}")
     trials = study.get_trials(deepcopy=False)
@@ -201,7 +207,7 @@ each side is retrained on train + validation and scored once on the test rows.
 - Date: {result['date']}; machine: {result['machine']}; 1-min load average {result['load']}
 - Versions: {result['versions']}
 - Setup: {s['model']}, max_length {s['max_length']}; AG News {s['train_rows']} train / {s['validation_rows']} validation /
-  {s['test_rows']} test rows; budget {s['budget_s']} s per side; {s['device']}
+  {s['test_rows']} test rows; budget {s['budget_s']} s per side; {s['device']}; tuneflow workers: {s.get('tuneflow_workers', 1)}
 - Command: `{result['command']}`
 
 | system | trials started | complete / pruned / failed | search s | trials/hour | best validation accuracy | test accuracy (best, retrained) | best parameters |
@@ -241,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-rows", type=int, default=2000)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tuneflow-workers", type=int, default=1,
+                        help="K > 1: `tuneflow launch` K workers (K per GPU on CUDA) sharing the study")
     parser.add_argument("--only", choices=("tuneflow", "hf"), help="run one side only (no ratio, nothing written)")
     parser.add_argument("--note", help="a sentence to keep with the results")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -270,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"  {result['hf_hyperparameter_search']}")
         if args.only != "hf":
             log(f"tuneflow run for {args.budget_s:.0f} s ...")
-            result["tuneflow"] = tuneflow_side(folder, path, args.budget_s)
+            result["tuneflow"] = tuneflow_side(folder, path, args.budget_s, args.tuneflow_workers)
             log(f"  {result['tuneflow']}")
         from tuneflow.runner import plan_study
 
@@ -283,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, optuna {optuna.__version__}",
         "setup": {"model": model_label(model_dir), "max_length": args.max_length, "train_rows": len(task.train),
                   "validation_rows": len(task.validation), "test_rows": len(task.test), "budget_s": args.budget_s,
-                  "device": "cuda" if torch.cuda.is_available() else "cpu"},
+                  "device": "cuda" if torch.cuda.is_available() else "cpu", "tuneflow_workers": args.tuneflow_workers},
         "command": shlex.join(["python", "benchmarks/study_vs_hf_search.py", *(a for a in (argv or sys.argv[1:]) if a != "--json")]),
         "note": args.note,
     })
