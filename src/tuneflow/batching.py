@@ -84,5 +84,8 @@ def collate(data: EncodedSplit, index: np.ndarray, *, pad_id: int, device: torch
         for j, i in enumerate(index):
             types[j, : len(data.token_type_ids[i])] = data.token_type_ids[i]
         batch["token_type_ids"] = types
-    non_blocking = device.type == "cuda"
-    return {k: torch.from_numpy(v).to(device, non_blocking=non_blocking) for k, v in batch.items()}
+    if device.type != "cuda":
+        return {k: torch.from_numpy(v) for k, v in batch.items()}
+    # From pinned memory the copy is asynchronous: the loop goes on to build the next batch while the
+    # GPU still runs this step (a copy from pageable memory would wait for the GPU to catch up first).
+    return {k: torch.from_numpy(v).pin_memory().to(device, non_blocking=True) for k, v in batch.items()}

@@ -174,9 +174,9 @@ def predict(model: nn.Module, data: EncodedSplit, *, runtime: Runtime, pad_id: i
         batch.pop("labels")
         with runtime.autocast():
             logits = model(**batch).logits
-        chunks.append(logits.float().cpu().numpy())
+        chunks.append(logits.float())  # stays on the device: one copy to the host at the end, not one per batch
         order.append(index)
     if chunks:
         out = np.empty((len(data), chunks[0].shape[1]), dtype=np.float32)
-        out[np.concatenate(order)] = np.concatenate(chunks)
+        out[np.concatenate(order)] = torch.cat(chunks).cpu().numpy()
     return out
