@@ -104,6 +104,23 @@ def _matches(condition: Any, value: Any) -> bool:
     return value in options
 
 
+def _check_trial_accepts(name: str, spec: ParamSpec, *, source: str) -> None:
+    """Every value the space can give (the ends of a range, each choice) must be one a trial accepts,
+    so a bad range fails here, before the study starts, not as failed trials later."""
+    from tuneflow.hyperparams import TrialParams
+
+    values = spec.possible_values()
+    if values is None:
+        values = (spec.low, spec.high)
+    for value in values:
+        try:
+            TrialParams(**{name: value})
+        except ConfigError as err:
+            raise ConfigError(f"{value!r}: {err.message}", file=source, key=f"parameters.{name}") from None
+        except TypeError:  # e.g. a string where a number belongs: the trial reports it with its reason
+            continue
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     parameters: dict[str, ParamSpec]
@@ -190,6 +207,8 @@ class SearchSpace:
                 for value in spec.possible_values() or ():
                     if value not in METHODS:
                         raise ConfigError(unknown_name_message("method", value, METHODS), file=self.source, key="parameters.method")
+            if name in CORE_PARAMETERS and name not in ("method", "mapping"):
+                _check_trial_accepts(name, spec, source=self.source)
         if config.sampler.name == "grid":
             for name, spec in self.parameters.items():
                 if spec.possible_values() is None:
