@@ -74,6 +74,17 @@ def test_pruner_that_must_prune_prunes(make_study, run_cli):
     assert all(len(t.intermediate_values) == 1 for t in trials)
 
 
+def test_a_pruned_trial_counts_the_training_it_did(make_study, run_cli):
+    # A direct trial pruned at its first evaluation: the epoch before it is still the trial's cost
+    # (it used to be lost with the interrupted fit, leaving training_seconds at 0).
+    space = {"parameters": {"mapping": {"type": "fixed", "value": "direct"}, "epochs": {"type": "fixed", "value": 2}}}
+    study_file = make_study(search_space=space, pruner={"name": "threshold", "kwargs": {"lower": 1.1}}, budget={"n_trials": 1})
+    assert run_cli("run", study_file)[0] == 0
+    (trial,) = _study(study_file).trials
+    assert trial.state == TrialState.PRUNED
+    assert trial.user_attrs["training_seconds"] > 0 and trial.user_attrs["samples_per_second"] > 0
+
+
 def test_failing_trial_is_recorded_and_study_goes_on(make_study, run_cli):
     # Keeping the 2-label source head on a 3-label target cannot work: those trials fail with a reason.
     space = {"parameters": {

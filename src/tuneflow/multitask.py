@@ -75,6 +75,7 @@ def fit_multitask(
     seed: int = 0,
     on_evaluate: Callable[[int], None] | None = None,
     evaluate_every_steps: int | None = None,
+    stats: FitStats | None = None,
 ) -> FitStats:
     """Train ``model`` on ``target`` with ``extra_loss`` over a source batch at every step."""
     from transformers import get_linear_schedule_with_warmup
@@ -93,7 +94,7 @@ def fit_multitask(
                 optimizer.add_param_group({"params": group, "lr": head_lr or lr, "weight_decay": decay})
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
     source_batches = _endless_batches(source.lengths, batch_size, source_rng)
-    stats = FitStats()
+    stats = stats if stats is not None else FitStats()  # the caller's, filled in place: a pruned fit's partial figures survive
     evaluations = 0
     step = 0
     started = time.perf_counter()

@@ -101,6 +101,7 @@ def fit(
     seed: int = 0,
     on_evaluate: Callable[[int], None] | None = None,
     evaluate_every_steps: int | None = None,
+    stats: FitStats | None = None,
 ) -> FitStats:
     """Train ``model`` on ``data``. ``on_evaluate(k)`` runs after every epoch (and every N steps).
 
@@ -114,7 +115,7 @@ def fit(
     total_steps = steps_per_epoch * epochs
     optimizer = make_optimizer(model, lr, weight_decay, runtime, head_lr, lora_lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
-    stats = FitStats()
+    stats = stats if stats is not None else FitStats()  # the caller's, filled in place: a pruned fit's partial figures survive
     evaluations = 0
     started = time.perf_counter()
 

@@ -82,7 +82,9 @@ class TransferContext:
             def on_evaluate(index: int) -> None:
                 self.report(self.evaluate(model, self.target), index)
 
-        stats = fit(
+        stats = FitStats()
+        self.fit_stats.append(stats)  # before training: a trial pruned mid-fit still counts the time it spent
+        fit(
             model,
             task.train,
             runtime=self.runtime,
@@ -97,8 +99,8 @@ class TransferContext:
             seed=self.seed,
             on_evaluate=on_evaluate,
             evaluate_every_steps=self.evaluate_every_steps if on_evaluate else None,
+            stats=stats,
         )
-        self.fit_stats.append(stats)
         return stats
 
     def fit_two_tasks(
@@ -116,7 +118,9 @@ class TransferContext:
             def on_evaluate(index: int) -> None:
                 self.report(self.evaluate(model, self.target), index)
 
-        stats = fit_multitask(
+        stats = FitStats()
+        self.fit_stats.append(stats)
+        fit_multitask(
             model,
             self.target.train,
             self.source.train,
@@ -134,8 +138,8 @@ class TransferContext:
             seed=self.seed,
             on_evaluate=on_evaluate,
             evaluate_every_steps=self.evaluate_every_steps if on_evaluate else None,
+            stats=stats,
         )
-        self.fit_stats.append(stats)
         return stats
 
     def evaluate(self, model: nn.Module, task: PreparedTask) -> dict[str, Any]:
