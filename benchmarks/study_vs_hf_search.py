@@ -18,7 +18,8 @@ is used once per side, after the search: the best configuration is retrained on 
 
 Reported per side: trials started and finished (complete / pruned), wall seconds of the search,
 trials/hour, best validation accuracy, test accuracy of the retrained best. Results go to
-benchmarks/RESULTS.md between ``<!-- study_vs_hf:start -->`` and ``<!-- study_vs_hf:end -->``.
+benchmarks/RESULTS.md between ``<!-- study_vs_hf-wK:start -->`` and ``<!-- study_vs_hf-wK:end -->``
+(K = ``--tuneflow-workers``).
 Env: MODEL_DIR (default: the packaged MiniLM-L6, else ../shared/gpu/minilm-l6-fp16), DATA_DIR
 (default ../shared/data).
 """
@@ -44,7 +45,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
-START, END = "<!-- study_vs_hf:start -->", "<!-- study_vs_hf:end -->"
+def markers(workers: int) -> tuple[str, str]:
+    """One section per tuneflow worker count, so a packed run does not replace the single-worker one."""
+    return f"<!-- study_vs_hf-w{workers}:start -->", f"<!-- study_vs_hf-w{workers}:end -->"
 sys.path.insert(0, str(REPO / "src"))
 from results_file import replace_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -191,14 +194,13 @@ def hf_side(folder: Path, path: Path, budget_s: float, seed: int) -> dict:
 
 def render(result: dict) -> str:
     hf, tf = result["hf_hyperparameter_search"], result["tuneflow"]
+    s = result["setup"]
     rows = []
     for name, side in (("HF `Trainer.hyperparameter_search`", hf), ("tuneflow", tf)):
         rows.append(f"| {name} | {side['trials_started']} | {side['complete']} / {side['pruned']} / {side['failed']} | "
                     f"{side['search_wall_s']} | {side['trials_per_hour']} | {side['best_validation_accuracy']} | "
                     f"{side['test_accuracy']} | `{json.dumps(side['best_params'])}` |")
-    s = result["setup"]
-    return f"""{START}
-## Whole study: tuneflow vs `Trainer.hyperparameter_search` (`benchmarks/study_vs_hf_search.py`)
+    return f"""## Whole study: tuneflow ({s.get('tuneflow_workers', 1)} worker(s)) vs `Trainer.hyperparameter_search` (`benchmarks/study_vs_hf_search.py`)
 
 Same model, rows, search space (HF's default Optuna space), sampler (TPE), pruner (median, on validation
 accuracy each epoch) and wall-clock budget, one after the other in one run. The best configuration of
@@ -219,8 +221,7 @@ tuneflow's search time includes starting the `tuneflow run` process (imports, da
 Trainer reports to Optuna at its global step, which depends on the batch size, so trials with
 different batch sizes rarely share a step and the median pruner rarely has anything to compare; tuneflow
 reports per evaluation (epoch) index.
-{result.get('note') or ''}
-{END}"""
+{result.get('note') or ''}"""
 
 
 def model_label(model_dir: str) -> str:
@@ -299,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         hf_rate = result["hf_hyperparameter_search"]["trials_per_hour"]
         result["trials_per_hour_ratio"] = round(result["tuneflow"]["trials_per_hour"] / hf_rate, 2) if hf_rate else None
         if not args.no_write:
-            replace_section(START, END, render(result).removeprefix(START).removesuffix(END), RESULTS)
+            replace_section(*markers(args.tuneflow_workers), render(result), RESULTS)
     if args.json:
         print(json.dumps(result))
     return 0
