@@ -6,13 +6,14 @@ so a study does not pay the load for every trial.
 
 from __future__ import annotations
 
+import copy
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from tuneflow.config import ModelConfig
 from tuneflow.hyperparams import TrialParams
@@ -59,7 +60,8 @@ def new_classifier(path: str, num_labels: int, revision: str | None = None) -> n
     # Always built the same way, so the head's initialisation depends on the seed alone
     # (not on whether this was the process's first model).
     cached = _PRETRAINED[key]
-    config = AutoConfig.from_pretrained(path, num_labels=num_labels, revision=revision)
+    config = copy.deepcopy(cached.config)  # read from disk once, with the pretrained weights
+    config.num_labels = num_labels  # also resets id2label / label2id to this many generic labels
     model = AutoModelForSequenceClassification.from_config(config)
     model.load_state_dict(cached.encoder_state, strict=False)
     return model

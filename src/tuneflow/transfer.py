@@ -76,32 +76,9 @@ class TransferContext:
 
         Final training has no reporter: there the target stage trains without evaluating.
         """
-        on_evaluate = None
-        if report and self.report is not None:
-
-            def on_evaluate(index: int) -> None:
-                self.report(self.evaluate(model, self.target), index)
-
-        stats = FitStats()
-        self.fit_stats.append(stats)  # before training: a trial pruned mid-fit still counts the time it spent
-        fit(
-            model,
-            task.train,
-            runtime=self.runtime,
-            pad_id=self.pad_id,
-            epochs=epochs,
-            lr=lr,
-            batch_size=self.params.batch_size,
-            head_lr=self.params.head_learning_rate,
-            lora_lr=self.params.lora_learning_rate if self.params.method == "lora" else None,
-            weight_decay=self.params.weight_decay,
-            warmup_ratio=self.params.warmup_ratio,
-            seed=self.seed,
-            on_evaluate=on_evaluate,
-            evaluate_every_steps=self.evaluate_every_steps if on_evaluate else None,
-            stats=stats,
-        )
-        return stats
+        arguments = self._training_arguments(model, epochs=epochs, lr=lr, report=report)
+        fit(model, task.train, **arguments)
+        return arguments["stats"]
 
     def fit_two_tasks(
         self, model: nn.Module, *, extra_loss, extra_modules=(), epochs: int, lr: float, report: bool
@@ -112,6 +89,12 @@ class TransferContext:
         """
         from tuneflow.multitask import fit_multitask
 
+        arguments = self._training_arguments(model, epochs=epochs, lr=lr, report=report)
+        fit_multitask(model, self.target.train, self.source.train, extra_loss=extra_loss, extra_modules=extra_modules, **arguments)
+        return arguments["stats"]
+
+    def _training_arguments(self, model: nn.Module, *, epochs: int, lr: float, report: bool) -> dict[str, Any]:
+        """What both training loops take from the trial: its hyperparameters, seed and reporter."""
         on_evaluate = None
         if report and self.report is not None:
 
@@ -119,13 +102,8 @@ class TransferContext:
                 self.report(self.evaluate(model, self.target), index)
 
         stats = FitStats()
-        self.fit_stats.append(stats)
-        fit_multitask(
-            model,
-            self.target.train,
-            self.source.train,
-            extra_loss=extra_loss,
-            extra_modules=extra_modules,
+        self.fit_stats.append(stats)  # before training: a trial pruned mid-fit still counts the time it spent
+        return dict(
             runtime=self.runtime,
             pad_id=self.pad_id,
             epochs=epochs,
@@ -140,7 +118,6 @@ class TransferContext:
             evaluate_every_steps=self.evaluate_every_steps if on_evaluate else None,
             stats=stats,
         )
-        return stats
 
     def evaluate(self, model: nn.Module, task: PreparedTask) -> dict[str, Any]:
         """Metrics on ``task``'s validation split (never its test split)."""
