@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +13,22 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _shared_data() -> Path:
+    """The project's shared CSVs: ``$TUNEFLOW_SHARED_DATA``, else ``../shared/data`` beside this checkout,
+    else beside the repository it was cloned from (a fresh clone in a temporary folder, as CI makes)."""
+    if os.environ.get("TUNEFLOW_SHARED_DATA"):
+        return Path(os.environ["TUNEFLOW_SHARED_DATA"])
+    candidates = [REPO.parent / "shared" / "data"]
+    origin = subprocess.run(["git", "-C", str(REPO), "config", "--get", "remote.origin.url"],
+                            capture_output=True, text=True).stdout.strip()
+    if origin.startswith("/"):  # a local clone; network remotes have no folder beside them
+        candidates.append(Path(origin).resolve().parent / "shared" / "data")
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+SHARED_DATA = _shared_data()
 
 TARGET_WORDS = {
     "sport": ["goal", "match", "team", "coach", "league", "score"],
