@@ -57,8 +57,8 @@ def suggest(trial) -> float:
 def _open(url: str, name: str, seed: int):
     import optuna
 
-    from tuneflow.config import StorageOptionsConfig
-    from tuneflow.storage import open_storage
+    from tuneflow.config.study_config import StorageOptionsConfig
+    from tuneflow.study.storage import open_storage
 
     options = StorageOptionsConfig()
     storage = open_storage(url, options=options)
@@ -83,7 +83,7 @@ def _optuna_worker(url: str, name: str, seed: int, n: int, start, out) -> None:
 
 
 def _tuneflow_worker(url: str, name: str, seed: int, n_trials: int, start, out) -> None:
-    from tuneflow.workers import TrialLoop
+    from tuneflow.study.workers import TrialLoop
 
     study, storage, options = _open(url, name, seed)
     times, last = [], [0.0]
@@ -103,7 +103,7 @@ def _tuneflow_worker(url: str, name: str, seed: int, n_trials: int, start, out) 
 def measure(mode: str, url: str, *, workers: int, trials: int) -> dict:
     import optuna
 
-    from tuneflow.storage import open_storage
+    from tuneflow.study.storage import open_storage
 
     name = f"bench_storage_{mode}_{uuid.uuid4().hex[:8]}"
     optuna.create_study(study_name=name, storage=open_storage(url))
@@ -145,7 +145,7 @@ def commit_ms(url: str, n: int = 50) -> float:
     """Median round trip of one durable (fsynced) INSERT + COMMIT: the floor under every Optuna write."""
     import sqlalchemy
 
-    from tuneflow.storage import open_storage
+    from tuneflow.study.storage import open_storage
 
     engine = open_storage(url).engine
     table = f"tuneflow_bench_{uuid.uuid4().hex[:8]}"
@@ -168,8 +168,8 @@ def environment(url: str) -> dict:
     import psycopg
     import sqlalchemy
 
-    from tuneflow.redaction import redact_url
-    from tuneflow.storage import open_storage
+    from tuneflow.config.storage_url import redact_url
+    from tuneflow.study.storage import open_storage
 
     with open_storage(url).engine.connect() as conn:
         server = conn.execute(sqlalchemy.text("SELECT version()")).scalar().split(",")[0]

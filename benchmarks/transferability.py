@@ -92,7 +92,7 @@ def parse_args() -> argparse.Namespace:
 def load_splits(args):
     from sklearn.model_selection import train_test_split
 
-    from tuneflow.data import TextSplit
+    from tuneflow.data.tasks import TextSplit
 
     def split(frame: pd.DataFrame) -> TextSplit:
         return TextSplit(texts=frame["text"].astype(str).tolist(), pairs=None, labels=frame["label"].to_numpy(dtype=np.int64))
@@ -115,10 +115,11 @@ def build_encoders(path: str, tokenizer, source, source_validation, args, runtim
     """name -> encoder (a BertModel, or for "sst2" the SST-2 classifier), SST-2 accuracy, fine-tune seconds."""
     from transformers import AutoConfig, AutoModel
 
-    from tuneflow.batching import encode
-    from tuneflow.metrics import classification_metrics
-    from tuneflow.modeling import new_classifier
-    from tuneflow.training import fit, predict
+    from tuneflow.data.batching import encode
+    from tuneflow.training.metrics import classification_metrics
+    from tuneflow.models.loading import new_classifier
+    from tuneflow.training.loop import fit
+    from tuneflow.training.predict import predict
 
     encoders = {}
     started = time.perf_counter()
@@ -183,12 +184,15 @@ def main() -> int:
     import transformers
     from scipy.stats import kendalltau
 
-    from tuneflow.batching import encode
-    from tuneflow.metrics import classification_metrics
-    from tuneflow.modeling import load_tokenizer
-    from tuneflow.packaged import packaged_model_dir
-    from tuneflow.training import Runtime, fit, predict
-    from tuneflow.transferability import encoder_features, head_probabilities, leep, logme
+    from tuneflow.data.batching import encode
+    from tuneflow.training.metrics import classification_metrics
+    from tuneflow.models.loading import load_tokenizer
+    from tuneflow.models.packaged import packaged_model_dir
+    from tuneflow.training.runtime import Runtime
+    from tuneflow.training.loop import fit
+    from tuneflow.training.predict import predict
+    from tuneflow.transferability.features import encoder_features, head_probabilities
+    from tuneflow.transferability.scores import leep, logme
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()

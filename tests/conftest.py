@@ -164,7 +164,7 @@ def finished_study(tmp_path_factory, tiny_model_dir) -> Path:
 @pytest.fixture
 def run_cli(capsys):
     """Run the tuneflow CLI in-process; returns (exit code, stdout, stderr)."""
-    from tuneflow.cli import main
+    from tuneflow.cli.main import main
 
     def run(*argv: str) -> tuple[int, str, str]:
         code = main([str(a) for a in argv])

@@ -10,8 +10,8 @@ import time
 
 import torch
 
-from tuneflow.mapping.base import MappingStrategy, register_strategy
-from tuneflow.mapping.direct import Direct
+from tuneflow.transfer.base import MappingStrategy, register_strategy
+from tuneflow.transfer.direct import Direct
 
 
 @register_strategy

@@ -29,7 +29,7 @@ TRIALS = [
 
 def run_small_study(folder: Path, tiny_model_dir: Path) -> Path:
     """Three complete trials, then one a threshold pruner stops at its first evaluation."""
-    from tuneflow.cli import main
+    from tuneflow.cli.main import main
 
     files = {
         "target_train": write_csv(folder / "data" / "target_train.csv", _rows(TARGET_WORDS, 90, 1, string_labels=True)),

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 
 from conftest import REPO
-from tuneflow import config
-from tuneflow.hyperparams import CORE_PARAMETERS
-from tuneflow.mapping import get_strategy, strategy_names
+from tuneflow.config import study_config as config
+from tuneflow.config.trial_params import CORE_PARAMETERS
+from tuneflow.transfer.base import get_strategy, strategy_names
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 
@@ -35,7 +35,7 @@ def test_every_parameter_and_strategy_is_documented():
 
 
 def test_readme_commands_exist():
-    from tuneflow.cli import COMMANDS
+    from tuneflow.cli.main import COMMANDS
 
     for command in COMMANDS:
         assert f"tuneflow {command}" in README

@@ -1,0 +1,148 @@
+"""The Python API: what the ``tuneflow`` command does, as functions for a notebook or a script.
+
+    import tuneflow
+    config = tuneflow.load_config("studies/demo.yaml")
+    study = tuneflow.run(config, n_trials=5)
+    tuneflow.best(study)                      # the best trials, best first
+    tuneflow.export(study, "best.yaml", top_k=3)
+    tuneflow.train("best.yaml", "final/")     # final training, scored once on the test split
+
+Every function raises :class:`tuneflow.ConfigError` (one line naming the file and key) on bad input,
+before anything is written to storage. The CLI (:mod:`tuneflow.cli`) is a thin layer over this module.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneflow.config.errors import ConfigError
+from tuneflow.config.study_config import StudyConfig
+from tuneflow.study.runner import load_config as _load_config
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+PathLike = str | os.PathLike
+
+
+def load_config(
+    path: PathLike, *, data_root: str | None = None, storage: str | None = None, study_name: str | None = None
+) -> StudyConfig:
+    """Read and check a study file and its search space (no torch, nothing written)."""
+    return _load_config(path, data_root=data_root, storage=storage, study_name=study_name)
+
+
+def validate(path: PathLike, *, data_root: str | None = None) -> list[str]:
+    """Check a study file, its search space, storage URL, sampler, pruner and local data; the summary lines."""
+    from tuneflow.data.tasks import load_task, resolve_task
+    from tuneflow.study.runner import uses_source
+    from tuneflow.study.samplers import make_pruner, make_sampler
+    from tuneflow.study.storage import check_storage_url
+
+    config = load_config(path, data_root=data_root)
+    file = str(path)
+    check_storage_url(config.storage_url(), file=file)
+    make_sampler(config.sampler, seed=config.seed, space=config.space, file=file)
+    make_pruner(config.pruner, file=file)
+    lines = [f"{file}: OK", f"  study {config.name!r}, {len(config.space.parameters)} parameters from {config.space.source}"]
+    keys = ["target"] + (["source"] if config.source is not None and uses_source(config) else [])
+    for key in keys:
+        task = resolve_task(getattr(config, key), data_root=config.data_root, base_dir=config.directory)
+        if task.hub is not None:
+            lines.append(f"  {key} {task.name!r}: hub dataset {task.hub.path!r} (not read by validate; use --data-root for offline files)")
+            continue
+        try:
+            data = load_task(task, key=key, seed=config.seed)
+        except ConfigError as err:
+            raise err.at(file=file) from None
+        lines.append(
+            f"  {key} {data.name!r}: {data.num_labels} labels, train {len(data.train)}, validation {len(data.validation)}"
+            f"{' (carved from train)' if data.validation_carved else ''}"
+        )
+    return lines
+
+
+def run(
+    study: PathLike | StudyConfig,
+    *,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    data_root: str | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    quiet: bool = False,
+) -> "optuna.Study":
+    """Run (or resume) a study from its file or loaded config; returns the Optuna study.
+
+    ``n_trials`` adds that many trials (default: up to the file's ``budget.n_trials`` in total).
+    Progress lines go to stderr (a live block on a terminal) unless ``quiet``.
+    """
+    from tuneflow.observe.watching import watching_hooks
+    from tuneflow.study.runner import plan_study, run_study
+
+    if n_trials is not None and n_trials < 1:
+        raise ConfigError("must be at least 1", key="n_trials")
+    if timeout is not None and timeout <= 0:
+        raise ConfigError("must be positive (seconds)", key="timeout")
+    plan = plan_study(study, data_root=data_root, storage=storage, study_name=study_name)
+    return run_study(plan, n_trials=n_trials, timeout=timeout, hooks=watching_hooks(quiet=quiet))
+
+
+def open_study(study_file: PathLike | None = None, *, storage: str | None = None, study_name: str | None = None) -> "optuna.Study":
+    """An existing study, found through its study file or a storage URL (and name, when it holds several)."""
+    from tuneflow.study.study_record import load_existing
+
+    if study_file is not None and (storage is None or study_name is None):
+        config = load_config(study_file)
+        storage = storage or config.storage_url()
+        study_name = study_name or config.name
+    if storage is None:
+        raise ConfigError("give --storage URL (or a study file)", key="storage")
+    return load_existing(storage, study_name)
+
+
+def _study(study: "optuna.Study | PathLike") -> "optuna.Study":
+    return open_study(study) if isinstance(study, (str, os.PathLike)) else study
+
+
+def best(study: "optuna.Study | PathLike", *, top_k: int = 10) -> list["FrozenTrial"]:
+    """The best complete trials, best first (the Pareto front first for a multi-objective study)."""
+    from tuneflow.study.results import ranked_trials
+
+    if top_k < 1:
+        raise ConfigError("must be at least 1", key="top_k")
+    return ranked_trials(_study(study), top_k)
+
+
+def export(study: "optuna.Study | PathLike", path: PathLike, *, top_k: int = 1) -> dict[str, Any]:
+    """Write the best ``top_k`` configurations as YAML for :func:`train`; returns what was written."""
+    from tuneflow.study.export import export_trials, write_export
+
+    if top_k < 1:
+        raise ConfigError("must be at least 1", key="top_k")
+    data = export_trials(_study(study), top_k)
+    write_export(data, Path(path))
+    return data
+
+
+def train(export_path: PathLike, out_dir: PathLike, *, rank: int = 1) -> dict[str, Any]:
+    """Final training of an exported configuration; saves model (or adapter) + tokenizer + metrics.json.
+
+    Trains on the target's train + validation rows and scores once on its test split.
+    """
+    from tuneflow.study.export import load_export
+    from tuneflow.study.final_training import train_final
+
+    final = load_export(export_path, rank=rank)
+    return train_final(final, Path(out_dir), file=str(export_path))
+
+
+def report(study: "optuna.Study | PathLike", path: PathLike, *, storage_url: str | None = None,
+           artifacts: Path | None = None) -> int:
+    """Write one self-contained HTML report of the study; returns the number of plots in it."""
+    from tuneflow.observe.report import write_report
+
+    return write_report(_study(study), Path(path), storage_url=storage_url, artifacts=artifacts)

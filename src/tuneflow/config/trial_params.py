@@ -1,0 +1,68 @@
+"""The hyperparameters one trial trains with: sampled values on top of documented defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tuneflow.config.errors import ConfigError
+from tuneflow.config.registry import unknown_name_message
+
+METHODS = ("full", "lora", "head_only")
+
+
+@dataclass(frozen=True)
+class TrialParams:
+    """Everything that decides how one trial trains. Unset names keep these defaults."""
+
+    learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate (AdamW)"})
+    head_learning_rate: float | None = field(
+        default=None, metadata={"help": "learning rate of the new task head (default: learning_rate); head-only needs ~1e-3"}
+    )
+    batch_size: int = field(default=32, metadata={"help": "training batch size"})
+    epochs: int = field(default=3, metadata={"help": "epochs on the target task"})
+    warmup_ratio: float = field(default=0.0, metadata={"help": "share of steps with linear warm-up"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (not on biases/LayerNorm)"})
+    method: Literal["full", "lora", "head_only"] = field(
+        default="full", metadata={"help": "full fine-tune, LoRA adapters (PEFT), or the head alone"}
+    )
+    lora_learning_rate: float | None = field(
+        default=None, metadata={"help": "learning rate of the LoRA matrices (default: learning_rate); LoRA usually wants ~10x"}
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha"})
+    lora_dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA path"})
+    lora_target_modules: str = field(
+        default="query,value", metadata={"help": "comma-separated module names LoRA adapts"}
+    )
+    freeze_layers: int = field(default=0, metadata={"help": "freeze embeddings + the bottom k encoder layers"})
+    mapping: str = field(default="direct", metadata={"help": "domain-mapping strategy (see tuneflow.mapping)"})
+    mapping_params: dict[str, Any] = field(default_factory=dict, metadata={"help": "the strategy's own values"})
+
+    def __post_init__(self):
+        positive = ("learning_rate", "batch_size", "epochs", "lora_r", "lora_alpha")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError("must be positive", key=name)
+        for key in ("head_learning_rate", "lora_learning_rate"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
+                raise ConfigError("must be positive", key=key)
+        if self.method not in METHODS:
+            raise ConfigError(unknown_name_message("method", self.method, METHODS), key="method")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError("must be in [0, 1)", key="warmup_ratio")
+        if self.freeze_layers < 0:
+            raise ConfigError("must be >= 0", key="freeze_layers")
+
+    @property
+    def lora_modules(self) -> list[str]:
+        return [m.strip() for m in self.lora_target_modules.split(",") if m.strip()]
+
+    def as_dict(self) -> dict[str, Any]:
+        flat = {k: v for k, v in dataclasses.asdict(self).items() if k != "mapping_params"}
+        flat.update(self.mapping_params)
+        return flat
+
+
+CORE_PARAMETERS = tuple(f.name for f in dataclasses.fields(TrialParams) if f.name != "mapping_params")

@@ -1,0 +1,26 @@
+"""Optuna: samplers and pruners, the objective, storage, the trial budget, workers, export, final training.
+
+Whoever watches a study (progress, dashboard note, images) passes ``StudyHooks``; this layer never
+imports ``tuneflow.observe``. May import: transferability, transfer, training, models, data, config.
+"""
+import lazy_loader
+
+# Public names, loaded on first use so that importing a layer stays cheap (and torch-free).
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "runner": ['StudyPlan', 'load_config', 'plan_study', 'run_study'],
+        "hooks": ['StudyHooks'],
+        "objective": ['TransferObjective'],
+        "samplers": ['make_sampler', 'make_pruner'],
+        "storage": ['open_storage', 'check_storage_url'],
+        "study_record": ['create_or_load', 'load_existing', 'CONFIG_ATTR'],
+        "budget": ['TrialCount', 'AdmissionLock'],
+        "workers": ['TrialLoop', 'worker_id'],
+        "launch": ['launch', 'plan_slots'],
+        "monitor": ['status_text', 'cleanup'],
+        "results": ['ranked_trials', 'is_pareto', 'state_counts'],
+        "export": ['export_trials', 'write_export', 'load_export', 'FinalConfig'],
+        "final_training": ['train_final'],
+    },
+)

@@ -1,0 +1,150 @@
+"""One trial budget for a whole study, however many workers share it.
+
+The budget counts *used* trials: finished ones (complete, pruned, and failed-not-re-queued) plus
+running ones. A failed trial that was re-queued (its worker died or was stopped) does not count; its
+waiting copy counts once it runs. A worker starts a trial only while ``used < budget.n_trials`` —
+a waiting one (re-queued, or enqueued by hand) first, else a new one — so N workers end with exactly
+``n_trials`` finished trials. It counts and asks *under a lock shared by all workers*, so two workers
+never both take the last slot (Optuna's ``MaxTrialsCallback`` counts without a lock and overshoots).
+The lock is held only for the count and ``study.ask()``:
+
+* PostgreSQL: ``pg_advisory_xact_lock`` on a connection of the storage's own engine;
+* MySQL / MariaDB: ``GET_LOCK``;
+* SQLite and journal files: ``flock`` on ``<file>.tuneflow-lock`` beside the file;
+* Redis: a Redis lock (expires after 2 minutes should its holder die).
+
+A process that dies holding a database lock releases it with its connection; a file lock with its
+file descriptor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from optuna.trial import FrozenTrial, TrialState
+
+from tuneflow.config.storage_url import journal_path, storage_kind
+from tuneflow.study.file_lock import file_lock
+
+
+def retried_numbers(trials: Iterable[FrozenTrial]) -> set[int]:
+    """Numbers of failed trials that were re-queued (Optuna's retry history names them)."""
+    return {t.system_attrs["retry_history"][-1] for t in trials if t.system_attrs.get("retry_history")}
+
+
+@dataclass(frozen=True)
+class TrialCount:
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0  # failed and not re-queued
+    retried: int = 0  # failed and re-queued: not counted
+    running: int = 0
+    waiting: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.complete + self.pruned + self.failed
+
+    @property
+    def used(self) -> int:
+        """What the budget has spent: finished and running trials."""
+        return self.finished + self.running
+
+    @classmethod
+    def of(cls, trials: list[FrozenTrial]) -> "TrialCount":
+        retried = retried_numbers(trials)
+        by_state = {state: 0 for state in TrialState}
+        n_retried = 0
+        for trial in trials:
+            if trial.state == TrialState.FAIL and trial.number in retried:
+                n_retried += 1
+            else:
+                by_state[trial.state] += 1
+        return cls(
+            complete=by_state[TrialState.COMPLETE],
+            pruned=by_state[TrialState.PRUNED],
+            failed=by_state[TrialState.FAIL],
+            retried=n_retried,
+            running=by_state[TrialState.RUNNING],
+            waiting=by_state[TrialState.WAITING],
+        )
+
+
+def admits(count: TrialCount, n_trials: int | None) -> bool:
+    """May a worker start a trial (``study.ask()`` takes a waiting one first)?"""
+    return n_trials is None or count.used < n_trials
+
+
+def _key(study_name: str) -> tuple[int, str]:
+    digest = hashlib.sha1(f"tuneflow:{study_name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True), f"tuneflow:{digest.hex()[:40]}"
+
+
+class AdmissionLock:
+    """A short cross-process lock around "count, then ask" for one study (see the module docstring)."""
+
+    def __init__(self, url: str, storage, study_name: str):
+        self.url = url
+        self.storage = storage  # the storage open_storage returned (RDBStorage or JournalStorage)
+        self.study_name = study_name
+        self._local = threading.Lock()  # threads of one process never race each other either
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._local, self._cross_process():
+            yield
+
+    def _cross_process(self):
+        kind = storage_kind(self.url)
+        if kind == "journal":
+            return file_lock(journal_path(self.url))
+        if kind == "redis":
+            return _redis_lock(self.url, self.study_name)
+        engine = self.storage.engine
+        backend = engine.url.get_backend_name()
+        if backend == "postgresql":
+            return _postgres_lock(engine, self.study_name)
+        if backend in ("mysql", "mariadb"):
+            return _mysql_lock(engine, self.study_name)
+        if backend == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            return file_lock(Path(engine.url.database))
+        return contextlib.nullcontext()  # in-memory SQLite: one process only
+
+
+@contextlib.contextmanager
+def _postgres_lock(engine, study_name: str):
+    from sqlalchemy import text
+
+    key, _ = _key(study_name)
+    # A transaction-level advisory lock: released at commit, or when a dead worker's connection drops.
+    with engine.connect() as conn, conn.begin():
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        yield
+
+
+@contextlib.contextmanager
+def _mysql_lock(engine, study_name: str):
+    from sqlalchemy import text
+
+    _, name = _key(study_name)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT GET_LOCK(:name, -1)"), {"name": name})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+
+
+@contextlib.contextmanager
+def _redis_lock(url: str, study_name: str):
+    import redis
+
+    _, name = _key(study_name)
+    client = redis.Redis.from_url(url)
+    with client.lock(name, timeout=120):
+        yield

@@ -1,0 +1,119 @@
+"""Best / top-k trials -> self-contained YAML configs that ``tuneflow train`` accepts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from tuneflow.config.errors import ConfigError
+from tuneflow.config.schema import parse_dataclass
+from tuneflow.config.storage_url import redact_url
+from tuneflow.config.study_config import (
+    EvaluationConfig,
+    ModelConfig,
+    TaskConfig,
+    read_yaml,
+)
+from tuneflow.study.results import ranked_trials
+from tuneflow.study.study_record import CONFIG_ATTR
+
+EXPORT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class FinalConfig:
+    """One exported configuration: model, tasks and every hyperparameter fixed."""
+
+    model: ModelConfig
+    target: TaskConfig
+    params: dict[str, Any]
+    source: TaskConfig | None = None
+    seed: int = 0
+    data_seed: int = 0  # the study's seed: the same validation/test carve as during selection
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    device: str = "auto"
+    compile: bool = False
+    # Informational, from the study.
+    study: str | None = None
+    trial: int | None = None
+    rank: int | None = None
+    value: float | None = None
+    values: tuple[float, ...] | None = None  # a Pareto study's values, one per target
+    validation_metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    tuneflow_export: int
+    configs: tuple[FinalConfig, ...]
+    storage: str | None = None
+
+
+def export_trials(study: optuna.Study, top_k: int = 1) -> dict[str, Any]:
+    """The top ``k`` complete trials of ``study`` as a plain dict ready for YAML."""
+    record = study.user_attrs.get(CONFIG_ATTR)
+    if record is None:
+        raise ConfigError(f"study {study.study_name!r} was not created by tuneflow (no {CONFIG_ATTR!r} attribute)")
+    trials = ranked_trials(study, top_k)
+    if not trials:
+        raise ConfigError(f"study {study.study_name!r} has no complete trial to export yet")
+    configs = []
+    for rank, trial in enumerate(trials, start=1):
+        configs.append(
+            {
+                "study": study.study_name,
+                "trial": trial.number,
+                "rank": rank,
+                "value": trial.values[0] if len(trial.values) == 1 else None,
+                "values": list(trial.values) if len(trial.values) > 1 else None,
+                "validation_metrics": {k: trial.user_attrs[k] for k in ("accuracy", "precision", "recall", "f1") if k in trial.user_attrs},
+                "model": record["model"],
+                "source": record["source"] if _needs_source(trial.user_attrs["params"]) else None,
+                "target": record["target"],
+                "params": trial.user_attrs["params"],
+                "seed": trial.user_attrs.get("seed", record["seed"]),
+                "data_seed": record["seed"],
+                "evaluation": record["evaluation"],
+                "device": record["device"],
+                "compile": record.get("compile", False),
+            }
+        )
+    return {"tuneflow_export": EXPORT_FORMAT, "storage": redact_url(record.get("storage")), "configs": configs}
+
+
+def _needs_source(params: dict[str, Any]) -> bool:
+    from tuneflow.transfer.base import get_strategy
+
+    return get_strategy(params.get("mapping", "direct")).needs_source
+
+
+def write_export(data: dict[str, Any], path: Path) -> None:
+    header = "# Exported by tuneflow: every sampled value is fixed. Train with: tuneflow train THIS_FILE -o DIR\n"
+    path.write_text(header + yaml.safe_dump(_without_nulls(data), sort_keys=False), encoding="utf-8")
+
+
+def _without_nulls(value: Any) -> Any:
+    """Drop null keys so the file stays short (every dropped key has that default)."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def load_export(path: str | Path, rank: int = 1) -> FinalConfig:
+    """Read an export file and return the configuration of the given rank (1 = best)."""
+    path = Path(path)
+    try:
+        export = parse_dataclass(ExportFile, read_yaml(path))
+    except ConfigError as err:
+        raise err.at(file=str(path)) from None
+    if export.tuneflow_export != EXPORT_FORMAT:
+        raise ConfigError(f"unsupported export format {export.tuneflow_export}", file=str(path), key="tuneflow_export")
+    if not 1 <= rank <= len(export.configs):
+        raise ConfigError(f"rank {rank} asked, the file holds {len(export.configs)} config(s)", file=str(path), key="configs")
+    return export.configs[rank - 1]

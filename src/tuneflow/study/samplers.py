@@ -1,0 +1,64 @@
+"""Optuna samplers and pruners from the study file: YAML names map to Optuna classes, kwargs pass through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuneflow.config.errors import ConfigError
+from tuneflow.config.study_config import PrunerConfig, SamplerConfig
+
+
+def _sampler_classes() -> dict[str, Any]:
+    import optuna.samplers as s
+
+    return {
+        "tpe": s.TPESampler,
+        "random": s.RandomSampler,
+        "cmaes": s.CmaEsSampler,
+        "gp": s.GPSampler,
+        "grid": s.GridSampler,
+        "qmc": s.QMCSampler,
+        "nsgaii": s.NSGAIISampler,
+    }
+
+
+def _pruner_classes() -> dict[str, Any]:
+    import optuna.pruners as p
+
+    return {
+        "median": p.MedianPruner,
+        "percentile": p.PercentilePruner,
+        "hyperband": p.HyperbandPruner,
+        "successive_halving": p.SuccessiveHalvingPruner,
+        "wilcoxon": p.WilcoxonPruner,
+        "patient": p.PatientPruner,
+        "threshold": p.ThresholdPruner,
+        "none": p.NopPruner,
+    }
+
+
+def make_sampler(config: SamplerConfig, *, seed: int, space=None, file: str | None = None):
+    cls = _sampler_classes()[config.name]
+    kwargs = dict(config.kwargs)
+    kwargs.setdefault("seed", config.seed if config.seed is not None else seed)
+    if config.name == "grid":
+        kwargs.setdefault("search_space", space.grid() if space is not None else {})
+    return _construct(cls, kwargs, file=file, key="sampler.kwargs")
+
+
+def make_pruner(config: PrunerConfig, *, file: str | None = None):
+    kwargs = dict(config.kwargs)
+    if config.name == "patient":
+        # PatientPruner wraps another pruner; by default the median one, so it prunes and is patient.
+        wrapped = kwargs.pop("wrapped", "median")
+        inner = make_pruner(PrunerConfig(name=wrapped), file=file) if wrapped not in (None, "none") else None
+        kwargs = {"wrapped_pruner": inner, "patience": kwargs.pop("patience", 1), **kwargs}
+    return _construct(_pruner_classes()[config.name], kwargs, file=file, key="pruner.kwargs")
+
+
+def _construct(cls: Any, kwargs: dict[str, Any], *, file: str | None, key: str) -> Any:
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError, ImportError, ModuleNotFoundError) as err:
+        message = " ".join(str(err).split())
+        raise ConfigError(f"{cls.__name__}: {message}", file=file, key=key) from None

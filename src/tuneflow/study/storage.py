@@ -1,0 +1,204 @@
+"""Optuna storage from a URL, checked before anything is written, set up for long many-worker runs.
+
+The URL picks the storage:
+
+* ``sqlite:///study.db``, ``postgresql+psycopg://user:pw@host/db``, ``mysql+pymysql://...`` — any
+  SQLAlchemy URL Optuna's ``RDBStorage`` supports. Heartbeats are on by default: a trial whose worker
+  died is failed after the grace period and re-queued (``RetryHeartbeatStaleTrialCallback``).
+* ``journal:///abs/path/study.log``, or a plain path ending in ``.log`` / ``.jsonl`` — Optuna's
+  journal storage on a (shared) file. Relative paths: beside the study file, or from the working
+  directory when given on the command line.
+* ``redis://host:6379/0`` (``rediss://`` for TLS) — Optuna's journal storage on Redis.
+
+Journal storages keep no heartbeats: ``tuneflow cleanup --older-than S`` fails a dead worker's trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneflow.config.errors import ConfigError
+from tuneflow.config.storage_url import (
+    journal_path,
+    redact_text,
+    redact_url,
+    storage_kind,
+)
+
+if TYPE_CHECKING:
+    import optuna
+
+    from tuneflow.config.study_config import StorageOptionsConfig
+
+
+def _default_options() -> "StorageOptionsConfig":
+    from tuneflow.config.study_config import StorageOptionsConfig
+
+    return StorageOptionsConfig()
+
+
+def check_storage_url(url: str, *, file: str | None = None) -> None:
+    """Check the URL and that its driver is installed, without connecting or writing anything."""
+    kind = storage_kind(url)
+    if kind == "journal":
+        folder = journal_path(url).parent
+        if not folder.is_dir():
+            raise ConfigError(f"journal file folder {str(folder)!r} does not exist", file=file, key="storage")
+        return
+    if kind == "redis":
+        try:
+            import redis
+        except ImportError:
+            raise ConfigError(f"storage URL {redact_url(url)!r} needs the redis package (pip install 'tuneflow[redis]')", file=file, key="storage") from None
+        try:
+            redis.ConnectionPool.from_url(url)  # parses only
+        except ValueError as err:
+            raise ConfigError(f"bad storage URL {redact_url(url)!r}: {redact_text(str(err))}", file=file, key="storage") from None
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as err:
+        raise ConfigError(f"bad storage URL {redact_url(url)!r}: {redact_text(str(err))}", file=file, key="storage") from None
+    except ImportError as err:
+        raise ConfigError(
+            f"storage URL {redact_url(url)!r} needs a database driver that is not installed ({err.name or err})",
+            file=file,
+            key="storage",
+        ) from None
+
+
+class Requeue:
+    """Re-queue a failed trial with the same parameters (Optuna's ``RetryHeartbeatStaleTrialCallback``).
+
+    Used for trials whose worker died (heartbeat) or was stopped (SIGTERM / Ctrl-C). The copy starts
+    with only ``retry_of`` as user attribute, so the outcome of the lost run does not stick to it.
+    """
+
+    def __init__(self, max_retries: int | None):
+        import optuna
+
+        with warnings.catch_warnings():  # experimental in Optuna since 2.8, stable in practice
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retries)
+
+    def __call__(self, study, trial) -> None:
+        import copy
+
+        trial = copy.deepcopy(trial)  # Optuna's callback appends to the retry history in place
+        trial.user_attrs = {"retry_of": trial.number}
+        self._retry(study, trial)
+
+
+def retry_callback(options: "StorageOptionsConfig") -> Requeue:
+    return Requeue(options.max_retries)
+
+
+def engine_kwargs(url: str, options: "StorageOptionsConfig") -> dict[str, Any]:
+    """SQLAlchemy engine settings for studies that run for days with many workers."""
+    from sqlalchemy.engine import make_url
+
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        # Several local workers write to one file: wait for the file lock instead of failing at once.
+        return {"connect_args": {"timeout": 60}}
+    return {
+        "pool_pre_ping": True,  # test a pooled connection before use: servers drop idle ones
+        "pool_recycle": options.pool_recycle,
+        "pool_size": options.pool_size,
+        "max_overflow": options.pool_size,
+        "pool_timeout": 60,
+        "connect_args": {"connect_timeout": 10},
+    }
+
+
+def open_storage(url: str, *, options: "StorageOptionsConfig | None" = None, file: str | None = None) -> "optuna.storages.BaseStorage":
+    """The storage a URL names; connection problems become one-line errors that never show the password."""
+    options = options or _default_options()
+    check_storage_url(url, file=file)
+    kind = storage_kind(url)
+    try:
+        if kind == "journal":
+            return _journal_file(url, options)
+        if kind == "redis":
+            return _journal_redis(url)
+        return _rdb(url, options)
+    except ConfigError:
+        raise
+    except Exception as err:  # driver / network / permission errors: one line for the user
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"cannot open storage {redact_url(url)!r}: {redact_text(first_line)}", file=file, key="storage") from None
+
+
+def _rdb(url: str, options: "StorageOptionsConfig"):
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    heartbeat = {}
+    if options.heartbeat_interval:
+        heartbeat = {
+            "heartbeat_interval": options.heartbeat_interval,
+            "grace_period": options.grace_period,
+            "heartbeat_stale_trial_callback": retry_callback(options),
+        }
+    for attempt in range(3):
+        try:
+            # Workers starting together on an empty database race to create Optuna's tables: local
+            # processes on one SQLite file take turns; on a server, the loser retries.
+            with _sqlite_creation_lock(url), warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url, options), **heartbeat)
+        except (IntegrityError, ProgrammingError):
+            if attempt == 2:
+                raise
+            time.sleep(0.5 + attempt)
+
+
+def _sqlite_creation_lock(url: str):
+    from sqlalchemy.engine import make_url
+
+    from tuneflow.study.file_lock import file_lock
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        folder = Path(parsed.database).parent
+        if os.access(folder, os.W_OK):  # a read-only folder (reading a shipped study) needs no lock
+            return file_lock(parsed.database)
+    return contextlib.nullcontext()
+
+
+def _journal_file(url: str, options: "StorageOptionsConfig"):
+    from optuna.storages.journal import (
+        JournalFileBackend,
+        JournalFileOpenLock,
+        JournalStorage,
+    )
+
+    path = str(journal_path(url))
+    lock = JournalFileOpenLock(path) if options.journal_lock == "open" else None  # None: Optuna's symlink lock
+    return JournalStorage(JournalFileBackend(path, lock_obj=lock))
+
+
+def _journal_redis(url: str):
+    import redis
+    from optuna.storages.journal import JournalRedisBackend, JournalStorage
+
+    redis.Redis.from_url(url, socket_connect_timeout=10).ping()  # fail now, in one line, if unreachable
+    return JournalStorage(JournalRedisBackend(url))
+
+
+def heartbeat_settings(storage) -> tuple[int, int] | None:
+    """(interval, grace period) when the storage keeps heartbeats, else None."""
+    interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
+    if not interval:
+        return None
+    backend = getattr(storage, "_backend", storage)  # a study wraps its RDBStorage in a cache
+    return interval, getattr(backend, "grace_period", None) or 2 * interval

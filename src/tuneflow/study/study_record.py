@@ -1,0 +1,106 @@
+"""Optuna samplers, pruners and studies from a study config. YAML names map to Optuna classes."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import TYPE_CHECKING, Any, Callable
+
+from tuneflow.config.errors import ConfigError
+from tuneflow.config.storage_url import redact_url
+from tuneflow.config.study_config import StudyConfig
+
+if TYPE_CHECKING:
+    import optuna
+
+
+CONFIG_ATTR = "tuneflow_config"  # study user attr holding the resolved study config (for export)
+
+
+def config_record(config: StudyConfig, tasks: dict[str, Any]) -> dict[str, Any]:
+    """The resolved study config stored with the study (password-free, data paths absolute)."""
+    record = {
+        "name": config.name,
+        "description": config.description,
+        "model": dataclasses.asdict(config.model),
+        "source": _plain(dataclasses.asdict(tasks["source"])) if tasks.get("source") else None,
+        "target": _plain(dataclasses.asdict(tasks["target"])),
+        "objective": _plain(dataclasses.asdict(config.objective)),
+        "sampler": _plain(dataclasses.asdict(config.sampler)),
+        "pruner": _plain(dataclasses.asdict(config.pruner)),
+        "budget": dataclasses.asdict(config.budget),
+        "evaluation": dataclasses.asdict(config.evaluation),
+        "seed": config.seed,
+        "device": config.device,
+        "compile": config.compile,
+        "storage": redact_url(config.storage_url()),
+        "study_file": str(config.path) if config.path else None,
+    }
+    return record
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists so the record is JSON and YAML friendly."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _directions(config: StudyConfig) -> dict[str, Any]:
+    """``direction=`` for one objective; ``directions=`` (one per target) for a Pareto study."""
+    objective = config.objective
+    if objective.mode == "pareto":
+        return {"directions": [t.direction for t in objective.targets]}
+    return {"direction": objective.direction}
+
+
+def metric_names(config: StudyConfig) -> list[str]:
+    if config.objective.mode == "pareto":
+        return [t.metric for t in config.objective.targets]
+    return ["objective"]
+
+
+def create_or_load(
+    config: StudyConfig, *, storage, sampler, pruner, record: dict[str, Any],
+    on_opened: Callable[["optuna.Study", StudyConfig], None] | None = None,
+) -> "optuna.Study":
+    """Create the study, or resume it when it exists (``load_if_exists``)."""
+    import optuna
+
+    study = optuna.create_study(
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        study_name=config.name,
+        load_if_exists=True,
+        **_directions(config),
+    )
+    with warnings.catch_warnings():  # experimental in Optuna, stable in practice
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(metric_names(config))
+    if study.user_attrs.get(CONFIG_ATTR) != record:
+        study.set_user_attr(CONFIG_ATTR, record)
+    if on_opened is not None:
+        on_opened(study, config)  # e.g. the Markdown note optuna-dashboard shows (tuneflow.observe)
+    return study
+
+
+def load_existing(storage_url: str, study_name: str | None, *, options=None) -> "optuna.Study":
+    """An existing study; with no name, the only study in the storage. ``options``: the study file's storage_options."""
+    import optuna
+
+    from tuneflow.study.storage import open_storage
+
+    storage = open_storage(storage_url, options=options)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    if study_name is None:
+        if len(names) != 1:
+            raise ConfigError(f"storage holds {len(names)} studies ({', '.join(names) or 'none'}); pass --study-name", key="study-name")
+        study_name = names[0]
+    if study_name not in names:
+        from tuneflow.config.registry import unknown_name_message
+
+        raise ConfigError(unknown_name_message("study", study_name, names), key="study-name")
+    return optuna.load_study(study_name=study_name, storage=storage)

@@ -1,0 +1,17 @@
+"""How promising is a candidate before training: LogME, LEEP, the ranking of candidates, the study prior.
+
+May import: transfer, training, models, data, config.
+"""
+import lazy_loader
+
+# Public names, loaded on first use so that importing a layer stays cheap (and torch-free).
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "scores": ['logme', 'leep'],
+        "features": ['extract_features', 'encoder_features', 'head_probabilities'],
+        "candidates": ['CandidatesConfig', 'CandidateScore', 'load_candidates', 'default_candidates'],
+        "ranking": ['rank_candidates', 'format_ranking'],
+        "prior": ['apply_prior', 'prior_trials', 'RANKING_ATTR'],
+    },
+)

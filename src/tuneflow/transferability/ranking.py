@@ -1,0 +1,165 @@
+"""Score every candidate (pretrained, or briefly fine-tuned on the source) on sampled target training rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from tuneflow.config.errors import ConfigError
+from tuneflow.transferability.candidates import (
+    CandidatesConfig,
+    CandidateScore,
+    resolve_candidates,
+)
+
+if TYPE_CHECKING:
+
+    from tuneflow.data.tasks import TaskData, TextSplit
+    from tuneflow.study.runner import StudyPlan
+
+
+def sample_rows(split: "TextSplit", rows: int, seed: int) -> "TextSplit":
+    """A stratified sample of at most ``rows`` rows, in their original order."""
+    if len(split) <= rows:
+        return split
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(split))
+    counts = np.bincount(split.labels)
+    stratify = split.labels if counts[counts > 0].min() >= 2 else None
+    try:
+        _, kept = train_test_split(index, test_size=rows, random_state=seed, stratify=stratify)
+    except ValueError:  # too few rows per class for a stratified sample of this size
+        _, kept = train_test_split(index, test_size=rows, random_state=seed)
+    return split.take(np.sort(kept))
+
+
+def rank_candidates(
+    plan: "StudyPlan",
+    spec: CandidatesConfig,
+    *,
+    file: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[CandidateScore]:
+    """Score every candidate on target training rows; best LogME first."""
+    from tuneflow.models.loading import load_tokenizer
+    from tuneflow.training.runtime import Runtime
+    from tuneflow.transferability.features import (
+        encoder_features,
+        extract_features,
+        head_probabilities,
+    )
+    from tuneflow.transferability.scores import leep, logme
+
+    candidates = resolve_candidates(plan, spec, file=file)
+    config = plan.config
+    source = _source_data(plan) if any(c.source for c in candidates) else None
+    runtime = Runtime.pick(config.device)
+    length = spec.max_length or config.model.max_length
+    sample = sample_rows(plan.target.train, spec.rows, config.seed)
+    say = progress or (lambda line: None)
+    say(f"scoring {len(candidates)} candidate(s) on {len(sample)} target training rows ({runtime.device})")
+    tuned: dict[tuple[str, str | None], tuple[Any, float, float]] = {}  # one source fine-tune per model
+    leeps: dict[tuple[str, str | None], float] = {}
+    scores = []
+    for candidate in candidates:
+        tokenizer = load_tokenizer(candidate.model_path, candidate.revision)
+        common = dict(max_length=length, batch_size=spec.batch_size, device=runtime.device)
+        source_seconds = source_accuracy = leep_score = None
+        if candidate.source:
+            key = (candidate.model_path, candidate.revision)
+            if key not in tuned:
+                say(f"  fine-tuning {candidate.model} on {source.name} ({min(spec.source_tuning.rows, len(source.train))} rows)")
+                tuned[key] = _tune_on_source(plan, candidate, source, sample, tokenizer, spec, runtime, length)
+            model, source_seconds, source_accuracy = tuned[key]
+            started = time.perf_counter()
+            features = encoder_features(model, tokenizer, sample.texts, sample.pairs, pooling=candidate.pooling, **common)
+            if key not in leeps:  # the head is the same whatever the pooling
+                leeps[key] = leep(head_probabilities(model, tokenizer, sample.texts, sample.pairs, **common), sample.labels)
+            leep_score = leeps[key]
+        else:
+            started = time.perf_counter()
+            features = extract_features(
+                candidate.model_path, sample.texts, sample.pairs, pooling=candidate.pooling, revision=candidate.revision, **common
+            )
+        score = logme(features, sample.labels)
+        seconds = time.perf_counter() - started
+        scores.append(
+            CandidateScore(candidate, score, leep_score, seconds, len(sample), features.shape[1], source_seconds, source_accuracy)
+        )
+        leep_text = f", LEEP {leep_score:.4f}" if leep_score is not None else ""
+        say(f"  {candidate.name}: LogME {score:.4f}{leep_text} ({seconds:.1f} s)")
+    return sorted(scores, key=lambda s: s.logme, reverse=True)
+
+
+def _source_data(plan: "StudyPlan") -> "TaskData":
+    """The study's source task; loaded here when the search space itself never trains on it."""
+    if plan.source is not None:
+        return plan.source
+    from tuneflow.data.tasks import load_task, resolve_task
+
+    config = plan.config
+    task = resolve_task(config.source, data_root=config.data_root, base_dir=config.directory)
+    try:
+        return load_task(task, key="source", seed=config.seed)
+    except ConfigError as err:
+        raise err.at(file=str(config.path)) from None
+
+
+def _tune_on_source(plan, candidate, source, sample, tokenizer, spec, runtime, length) -> tuple[Any, float, float]:
+    """(classifier fine-tuned on capped source rows, training seconds, source validation accuracy)."""
+    from transformers import set_seed
+
+    from tuneflow.config.trial_params import TrialParams
+    from tuneflow.data.batching import encode
+    from tuneflow.data.prepared_task import PreparedTask
+    from tuneflow.transfer.context import TransferContext
+
+    tuning, seed = spec.source_tuning, plan.config.seed
+    rows = dataclasses.replace(
+        source, train=sample_rows(source.train, tuning.rows, seed), validation=sample_rows(source.validation, tuning.rows, seed)
+    )
+    # The target side of the context is only the scored sample: nothing is evaluated on it here.
+    target = PreparedTask(data=plan.target, train=encode(tokenizer, sample, length), validation=encode(tokenizer, sample, length))
+    params = TrialParams(
+        learning_rate=tuning.learning_rate, batch_size=tuning.batch_size, epochs=tuning.epochs, method="full", mapping="sequential"
+    )
+    ctx = TransferContext(
+        params=params,
+        model_path=candidate.model_path,
+        model_revision=candidate.revision,
+        target=target,
+        source=PreparedTask.build(rows, tokenizer, length),
+        runtime=runtime,
+        pad_id=tokenizer.pad_token_id or 0,
+        seed=seed,
+        eval_batch_size=spec.batch_size,
+    )
+    set_seed(seed)
+    model = ctx.prepare(ctx.new_model(ctx.source))
+    stats = ctx.fit(model, ctx.source, epochs=tuning.epochs, lr=tuning.learning_rate, report=False)
+    ctx.record_source_accuracy(model, stage="tuned")
+    return model.eval(), stats.seconds, ctx.records["source_accuracy_tuned"]
+
+
+def format_ranking(ranking: list[CandidateScore]) -> str:
+    header = ["rank", "candidate", "LogME", "LEEP", "seconds", "source s"]
+    rows = [
+        [
+            str(i),
+            s.candidate.name,
+            f"{s.logme:.4f}",
+            "-" if s.leep is None else f"{s.leep:.4f}",
+            f"{s.seconds:.1f}",
+            "-" if s.source_seconds is None else f"{s.source_seconds:.1f}",
+        ]
+        for i, s in enumerate(ranking, start=1)
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+
+    def line(cells: list[str]) -> str:  # the candidate column left-aligned, numbers right-aligned
+        return "  ".join(c.ljust(w) if i == 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
