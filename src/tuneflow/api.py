@@ -4,6 +4,7 @@
     config = tuneflow.load_config("studies/demo.yaml")
     study = tuneflow.run(config, n_trials=5)
     tuneflow.best(study)                      # the best trials, best first
+    tuneflow.confirm("studies/demo.yaml", top_k=2, seeds=3)  # fresh seeds for the top 2
     tuneflow.export(study, "best.yaml", top_k=3)
     tuneflow.train("best.yaml", "final/")     # final training, scored once on the test split
 
@@ -47,6 +48,10 @@ def validate(path: PathLike, *, data_root: str | None = None) -> list[str]:
     check_storage_url(config.storage_url(), file=file)
     make_sampler(config.sampler, seed=config.seed, space=config.space, file=file)
     make_pruner(config.pruner, file=file)
+    from tuneflow.models.checkpoint_info import resolve_model_path
+    from tuneflow.models.model_check import check_checkpoint
+
+    check_checkpoint(config, resolve_model_path(config.model, config.directory), file=file)  # torch-free
     lines = [f"{file}: OK", f"  study {config.name!r}, {len(config.space.parameters)} parameters from {config.space.source}"]
     keys = ["target"] + (["source"] if config.source is not None and uses_source(config) else [])
     for key in keys:
@@ -74,11 +79,14 @@ def run(
     storage: str | None = None,
     study_name: str | None = None,
     quiet: bool = False,
+    allow_changes: bool = False,
 ) -> "optuna.Study":
     """Run (or resume) a study from its file or loaded config; returns the Optuna study.
 
     ``n_trials`` adds that many trials (default: up to the file's ``budget.n_trials`` in total).
-    Progress lines go to stderr (a live block on a terminal) unless ``quiet``.
+    Progress lines go to stderr (a live block on a terminal) unless ``quiet``. Resuming a study whose
+    file changed what its values mean (model, tasks, objective, space, evaluation) raises
+    :class:`ConfigError` naming the changed keys, unless ``allow_changes``.
     """
     from tuneflow.observe.watching import watching_hooks
     from tuneflow.study.runner import plan_study, run_study
@@ -88,7 +96,7 @@ def run(
     if timeout is not None and timeout <= 0:
         raise ConfigError("must be positive (seconds)", key="timeout")
     plan = plan_study(study, data_root=data_root, storage=storage, study_name=study_name)
-    return run_study(plan, n_trials=n_trials, timeout=timeout, hooks=watching_hooks(quiet=quiet))
+    return run_study(plan, n_trials=n_trials, timeout=timeout, hooks=watching_hooks(quiet=quiet), allow_changes=allow_changes)
 
 
 def open_study(study_file: PathLike | None = None, *, storage: str | None = None, study_name: str | None = None) -> "optuna.Study":
@@ -115,6 +123,28 @@ def best(study: "optuna.Study | PathLike", *, top_k: int = 10) -> list["FrozenTr
     if top_k < 1:
         raise ConfigError("must be at least 1", key="top_k")
     return ranked_trials(_study(study), top_k)
+
+
+def confirm(
+    study_file: PathLike, *, top_k: int = 2, seeds: int = 3, data_root: str | None = None, storage: str | None = None,
+    study_name: str | None = None,
+) -> dict[str, Any]:
+    """Retrain the study's top ``top_k`` configurations and their baselines with ``seeds`` fresh seeds.
+
+    Stores the result in the study (user attr ``tuneflow_confirmation``; no trial is added, so no
+    sampler sees it) and returns it; :func:`best` and :func:`export` then order by the confirmed means.
+    """
+    from tuneflow.study.confirm import confirm as _confirm
+    from tuneflow.study.runner import plan_study
+    from tuneflow.study.study_record import load_existing
+
+    if top_k < 1:
+        raise ConfigError("must be at least 1", key="top_k")
+    if seeds < 2:
+        raise ConfigError("must be at least 2 (an interval over seeds)", key="seeds")
+    plan = plan_study(study_file, data_root=data_root, storage=storage, study_name=study_name)
+    study = load_existing(plan.config.storage_url(), plan.config.name)
+    return _confirm(plan, study, top_k=top_k, seeds=seeds)
 
 
 def export(study: "optuna.Study | PathLike", path: PathLike, *, top_k: int = 1) -> dict[str, Any]:

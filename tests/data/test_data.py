@@ -59,3 +59,23 @@ def test_data_root_switches_hub_tasks_to_offline_files():
     assert not set(data.train.texts) & set(data.test.texts)
     # Without a data root the hub stays in place (and is only read when a study runs).
     assert resolve_task(task, data_root=None, base_dir=SHARED_DATA).hub is not None
+
+
+def test_hub_class_label_names_are_kept(tmp_path, monkeypatch):
+    """A dataset whose label column is a ClassLabel: the task's classes are its names, not "0" … "k-1"."""
+    import datasets
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    # Ids in the order of the names, which is not their alphabetical order (so a sorted guess would fail).
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["sport", "money", "art"])})
+    rows = {"text": [f"{w} text {i}" for i in range(20) for w in ("goal", "bank", "paint")], "label": [0, 1, 2] * 20}
+    folder = tmp_path / "local_hub"
+    for split in ("train", "test"):
+        # A hub repository layout: parquet files whose schema carries the ClassLabel feature.
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(str(folder / "data" / f"{split}-00000.parquet"))
+    task = TaskConfig(name="topics", hub=HubData(path=str(folder)))
+    data = load_task(task, key="target", seed=0)
+    assert data.label_names == ("sport", "money", "art")
+    texts = dict(zip(data.train.texts, data.train.labels))
+    assert all(data.label_names[label].startswith({"goal": "s", "bank": "m", "paint": "a"}[t.split()[0]]) for t, label in texts.items())

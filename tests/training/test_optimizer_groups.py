@@ -9,7 +9,7 @@ from tuneflow.config.trial_params import TrialParams
 from tuneflow.models.methods import apply_method, is_head_parameter, is_lora_parameter
 from tuneflow.models.loading import new_classifier
 from tuneflow.training.runtime import Runtime
-from tuneflow.training.loop import make_optimizer
+from tuneflow.training.optimizer import make_optimizer
 
 CPU = Runtime(torch.device("cpu"), None)
 
@@ -39,6 +39,19 @@ def test_lora_matrices_get_the_lora_rate(tiny_model_dir):
     # Without a LoRA rate, the matrices train at the base rate.
     plain = learning_rates(model, make_optimizer(model, 1e-4, 0.01, CPU, head_lr=1e-2))
     assert {plain[n] for n in lora} == {1e-4}
+
+
+def test_extra_modules_train_at_the_head_rate_without_decay_on_biases(tiny_model_dir):
+    model = apply_method(new_classifier(str(tiny_model_dir), 3), TrialParams(method="head_only"))
+    extra = torch.nn.Sequential(torch.nn.Linear(32, 32), torch.nn.Tanh(), torch.nn.Linear(32, 2))
+    optimizer = make_optimizer(model, 1e-4, 0.01, CPU, head_lr=1e-2, extra_modules=[extra])
+    groups = {id(p): (g["lr"], g["weight_decay"]) for g in optimizer.param_groups for p in g["params"]}
+    assert {groups[id(p)] for p in extra.parameters() if p.ndim == 2} == {(1e-2, 0.01)}
+    assert {groups[id(p)] for p in extra.parameters() if p.ndim == 1} == {(1e-2, 0.0)}
+    # Without a head rate they train at the base rate; the model's frozen encoder is not in the optimizer.
+    plain = make_optimizer(model, 1e-4, 0.0, CPU, extra_modules=[extra])
+    assert {g["lr"] for g in plain.param_groups} == {1e-4}
+    assert sum(len(g["params"]) for g in plain.param_groups) == 4 + sum(p.requires_grad for p in model.parameters())
 
 
 def test_lora_learning_rate_must_be_positive():

@@ -16,6 +16,41 @@ def _study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study-name", help="study name (default: the study file's)")
 
 
+def _allow_changes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-changes", action="store_true",
+                   help="resume although the file changed the model, tasks, objective, space or evaluation (recorded)")
+
+
+# Every number on the command line is checked like a config key: (lowest, highest, lowest excluded).
+NUMBERS = {
+    "n_trials": (1, None, False),
+    "timeout": (0, None, True),
+    "top_k": (1, None, False),
+    "seeds": (2, None, False),
+    "rank": (1, None, False),
+    "per_gpu": (1, None, False),
+    "workers": (1, None, False),
+    "port": (0, 65535, False),
+    "threads": (1, None, False),
+    "rows": (2, None, False),
+    "older_than": (0, None, False),
+}
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """One line naming the option when a number is out of range, before anything is opened or written."""
+    for dest, (low, high, strict) in NUMBERS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        flag = "--" + dest.replace("_", "-")
+        if strict and value <= low:
+            raise ConfigError(f"must be more than {low}; got {value:g}", key=flag)
+        if value < low or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ConfigError(f"must be {bounds}; got {value:g}", key=flag)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tuneflow", description="Find the best way to transfer a pretrained language model from a source task to a target task."
@@ -28,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
     p.add_argument("--data-root", help="folder for relative data paths; switches hub tasks to their `offline` files")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _allow_changes(p)
     _study_args(p)
 
     p = sub.add_parser("validate", help="check a study file, its search space and local data (no torch)")
@@ -42,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "export":
             p.add_argument("-o", "--output", required=True, metavar="FILE.yaml")
 
+    p = sub.add_parser("confirm", help="retrain the top configs and their baselines with fresh seeds (before export)")
+    p.add_argument("study_file", metavar="STUDY.yaml")
+    _study_args(p)
+    p.add_argument("--data-root", help="as for run")
+    p.add_argument("--top-k", type=int, default=2, help="how many of the best trials to retrain")
+    p.add_argument("--seeds", type=int, default=3, help="fresh seeds per configuration (at least 2)")
     p = sub.add_parser("train", help="final training of an exported config; reports on the target test split")
     p.add_argument("export_file", metavar="FILE.yaml")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="where the model, tokenizer and metrics.json go")
@@ -73,6 +115,7 @@ def _worker_parsers(sub) -> None:
     p.add_argument("--timeout", type=float, help="seconds after which this worker starts no new trial")
     p.add_argument("--data-root", help="as for run")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _allow_changes(p)
     p.add_argument("--storage", help="storage URL (default: $TUNEFLOW_STORAGE, else the study file's)")
     p.add_argument("--study-name", help="study name (default: the study file's)")
 
@@ -84,7 +127,16 @@ def _worker_parsers(sub) -> None:
     p.add_argument("--timeout", type=float, help="passed to each worker")
     p.add_argument("--data-root", help="passed to each worker")
     p.add_argument("--quiet", action="store_true", help="passed to each worker")
+    p.add_argument("--allow-changes", action="store_true", help="passed to each worker")
     _study_args(p)
+
+    p = sub.add_parser("proxy", help="serve Optuna's gRPC storage proxy (with tuneflow's budget lock and heartbeats) "
+                                     "in front of PostgreSQL / MySQL; workers use --storage grpc://HOST:PORT")
+    p.add_argument("study_file", nargs="?", metavar="STUDY.yaml", help="read storage and storage_options from this file")
+    p.add_argument("--storage", help="the database URL (default: $TUNEFLOW_STORAGE, else the study file's)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only; 0.0.0.0: all)")
+    p.add_argument("--port", type=int, default=13000, help="port (0: any free port; the address is printed)")
+    p.add_argument("--threads", type=int, default=10, help="concurrent calls served (each may hold 2 database connections)")
 
     for name, text in (("status", "trial counts, live workers and stale trials of a study"),
                        ("cleanup", "fail (and re-queue) running trials of dead workers")):
@@ -98,6 +150,7 @@ def _worker_parsers(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_numbers(args)
         return COMMANDS[args.command](args)
     except ConfigError as err:
         print(f"tuneflow: error: {redact_text(str(err))}", file=sys.stderr)
@@ -113,7 +166,7 @@ def cmd_run(args) -> int:
 
     config = api.load_config(args.study_file, data_root=args.data_root, storage=args.storage, study_name=args.study_name)
     quiet_libraries()
-    study = api.run(config, n_trials=args.n_trials, timeout=args.timeout, quiet=args.quiet)
+    study = api.run(config, n_trials=args.n_trials, timeout=args.timeout, quiet=args.quiet, allow_changes=args.allow_changes)
     print(f"study {study.study_name!r} in {redact_url(config.storage_url())}")
     print(f"next: tuneflow best {args.study_file}   |   tuneflow export {args.study_file} -o best.yaml")
     return 0
@@ -135,7 +188,7 @@ def _open_study(args):
 def cmd_best(args) -> int:
     from tuneflow import api
     from tuneflow.observe.tables import format_table
-    from tuneflow.study.results import is_pareto, state_counts
+    from tuneflow.study.results import confirmed, is_pareto, state_counts
 
     study = _open_study(args)
     counts = state_counts(study)
@@ -143,7 +196,22 @@ def cmd_best(args) -> int:
     trials = api.best(study, top_k=args.top_k)
     if is_pareto(study):
         print(f"Pareto front of {len(study.best_trials)} trial(s); value = {' / '.join(study.metric_names or [])}")
-    print(format_table(trials) if trials else "no complete trials yet")
+    confirmation = confirmed(study)
+    print(format_table(trials, confirmed=confirmation) if trials else "no complete trials yet")
+    if confirmation:
+        print("* confirmed with fresh seeds (tuneflow confirm): value, mean±sd and gain CI are the confirmed figures")
+    return 0
+
+
+def cmd_confirm(args) -> int:
+    from tuneflow import api
+    from tuneflow.study.confirm import format_confirmation
+
+    quiet_libraries()
+    confirmation = api.confirm(args.study_file, top_k=args.top_k, seeds=args.seeds, data_root=args.data_root,
+                               storage=args.storage, study_name=args.study_name)
+    print(format_confirmation(confirmation))
+    print(f"next: tuneflow best {args.study_file}   |   tuneflow export {args.study_file} -o best.yaml")
     return 0
 
 
@@ -198,7 +266,7 @@ def cmd_worker(args) -> int:
 
     slot = os.environ.get("TUNEFLOW_WORKER_SLOT")
     print(f"worker {worker_id()}{f' ({slot})' if slot else ''} joins study {plan.config.name!r} in {redact_url(plan.config.storage_url())}", flush=True)
-    run_study(plan, timeout=args.timeout, hooks=watching_hooks(quiet=args.quiet))
+    run_study(plan, timeout=args.timeout, hooks=watching_hooks(quiet=args.quiet), allow_changes=args.allow_changes)
     return 0
 
 
@@ -213,7 +281,8 @@ def cmd_launch(args) -> int:
     check_storage_url(config.storage_url(), file=args.study_file)  # one error here, not one per worker
     worker_args = [*(["--study-name", args.study_name] if args.study_name else []),
                    *(["--data-root", args.data_root] if args.data_root else []),
-                   *(["--timeout", str(args.timeout)] if args.timeout else []), *(["--quiet"] if args.quiet else [])]
+                   *(["--timeout", str(args.timeout)] if args.timeout else []), *(["--quiet"] if args.quiet else []),
+                   *(["--allow-changes"] if args.allow_changes else [])]
     return launch(args.study_file, slots, worker_args=worker_args, storage=config.storage if storage else None)
 
 
@@ -250,6 +319,21 @@ def cmd_cleanup(args) -> int:
     return 0
 
 
+def cmd_proxy(args) -> int:
+    from tuneflow.config.study_config import StorageOptionsConfig
+    from tuneflow.study.proxy import serve
+    from tuneflow.study.runner import load_config
+
+    storage, options = args.storage or os.environ.get("TUNEFLOW_STORAGE"), StorageOptionsConfig()
+    if args.study_file:
+        config = load_config(args.study_file, storage=storage)
+        storage, options = config.storage_url(), config.storage_options
+    if storage is None:
+        raise ConfigError("give --storage URL (the database the proxy serves), or a study file", key="storage")
+    quiet_libraries()
+    return serve(storage, host=args.host, port=args.port, threads=args.threads, options=options, file=args.study_file)
+
+
 def cmd_rank(args) -> int:
     from tuneflow.cli.rank import cmd_rank as rank
 
@@ -261,6 +345,7 @@ COMMANDS = {
     "rank": cmd_rank,
     "validate": cmd_validate,
     "best": cmd_best,
+    "confirm": cmd_confirm,
     "export": cmd_export,
     "train": cmd_train,
     "dashboard": cmd_dashboard,
@@ -269,6 +354,7 @@ COMMANDS = {
     "launch": cmd_launch,
     "status": cmd_status,
     "cleanup": cmd_cleanup,
+    "proxy": cmd_proxy,
 }
 
 

@@ -18,6 +18,8 @@ def term_values(attrs: dict[str, Any]) -> dict[str, float]:
     values["training_seconds"] = float(attrs["training_seconds"])
     values["trainable_parameters"] = float(attrs["trainable_parameters"])
     values["trainable_parameters_millions"] = attrs["trainable_parameters"] / 1e6
+    # Every parameter update the trial paid for: source stage, target stage, baseline, all seeds.
+    values["trained_parameters_millions"] = attrs.get("trained_parameters", attrs["trainable_parameters"]) / 1e6
     if "transfer_gain_score" in attrs:
         values["transfer_gain"] = float(attrs["transfer_gain_score"])
     return values

@@ -6,20 +6,49 @@ import re
 from pathlib import Path
 from typing import Literal
 
-# scheme://user:password@host -> scheme://user:***@host (works for any URL-shaped string).
-_CREDENTIALS = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<password>[^@\s]*)(?P<tail>@)")
+# For text that is not one URL SQLAlchemy parses (redis://, journal paths, URLs inside error messages):
+# scheme://user:password@host -> scheme://user:***@host. The password runs to the *last* "@" of the
+# whitespace-free token, so a raw "@" in a password ("p@ss") is hidden whole (over-redacting an odd
+# token beats leaking half a password).
+_CREDENTIALS = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<password>\S*)(?P<tail>@)")
+
+
+def _redact_credentials(text: str) -> str:
+    return _CREDENTIALS.sub(lambda m: f"{m.group('head')}***{m.group('tail')}", text)
 
 
 def redact_url(url: str | None) -> str | None:
-    """The URL with its password replaced by ``***``; also works on text containing URLs."""
+    """The URL with its password replaced by ``***``.
+
+    Database URLs go through SQLAlchemy's own parser and ``render_as_string(hide_password=True)``, so
+    what is hidden is exactly what SQLAlchemy would send as the password (percent-encoded ``%40``,
+    ``:``, ``/``, spaces). A URL without a password comes back as written (SQLAlchemy's rendering
+    would sort its query); anything else (text around a URL, a bad port, redis, journal files) goes
+    through the pattern :func:`redact_text` uses.
+    """
     if url is None:
         return None
-    return _CREDENTIALS.sub(lambda m: f"{m.group('head')}***{m.group('tail')}", url)
+    if storage_kind(url) != "rdb":
+        return _redact_credentials(url)  # redis-py and the journal parse these, not SQLAlchemy
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return _redact_credentials(url)
+    if parsed.password is None or "://" in f"{parsed.database} {parsed.query}":
+        return _redact_credentials(url)  # nothing to hide here, or text with more URLs in it
+    if parsed.host and "@" in parsed.host:
+        # A raw "@" in the password: SQLAlchemy stops the password at the first "@" and takes the
+        # rest ("ss@db") for the host, which would print part of the password; keep the real host.
+        parsed = parsed.set(host=parsed.host.rpartition("@")[2])
+    return parsed.render_as_string(hide_password=True)
 
 
 def redact_text(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
     """Redact URL credentials and any literal secret values in free text (error messages, notes)."""
-    text = redact_url(text) or ""
+    text = _redact_credentials(text)
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
@@ -48,7 +77,7 @@ def storage_kind(url: str) -> StorageKind:
 
 def journal_path(url: str) -> Path:
     """The file of a journal URL (``journal:///abs/x.log``, ``journal://rel/x.log`` or a bare path)."""
-    return Path(url[len(JOURNAL_SCHEME):] if url.startswith(JOURNAL_SCHEME) else url)
+    return Path(url.removeprefix(JOURNAL_SCHEME))
 
 
 def absolute_storage_url(url: str, base_dir: Path) -> str:

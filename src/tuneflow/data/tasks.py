@@ -28,14 +28,14 @@ class TextSplit:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def take(self, index: np.ndarray) -> "TextSplit":
+    def take(self, index: np.ndarray) -> TextSplit:
         return TextSplit(
             texts=[self.texts[i] for i in index],
             pairs=[self.pairs[i] for i in index] if self.pairs is not None else None,
             labels=self.labels[index],
         )
 
-    def concat(self, other: "TextSplit") -> "TextSplit":
+    def concat(self, other: TextSplit) -> TextSplit:
         return TextSplit(
             texts=self.texts + other.texts,
             pairs=(self.pairs + other.pairs) if self.pairs is not None and other.pairs is not None else None,
@@ -152,6 +152,10 @@ def _read_hub(task: TaskConfig) -> dict[str, pd.DataFrame | None]:
             raise ConfigError(unknown_name_message("split", name, list(loaded)), key=f"hub.{split_key}")
         else:
             frames[split] = loaded[name].to_pandas()
+            # A ClassLabel column knows its class names (id i is names[i]); to_pandas keeps only the ids.
+            feature = loaded[name].features.get(task.label_column)
+            if isinstance(feature, datasets.ClassLabel):
+                frames[split].attrs["class_names"] = tuple(feature.names)
     return frames
 
 
@@ -162,6 +166,9 @@ def _labels(task: TaskConfig, frames: dict[str, pd.DataFrame | None]) -> tuple[s
         from tuneflow.data.packaged import PACKAGED_CORPORA
 
         return PACKAGED_CORPORA[task.package][1]
+    for frame in frames.values():
+        if frame is not None and "class_names" in frame.attrs:
+            return frame.attrs["class_names"]  # a hub dataset's ClassLabel names
     values = pd.concat([f[task.label_column] for f in frames.values() if f is not None and task.label_column in f])
     if pd.api.types.is_integer_dtype(values):
         return tuple(str(i) for i in range(int(values.max()) + 1))
@@ -212,7 +219,7 @@ def _split_key(task: TaskConfig, split: str) -> str:
     return "package"
 
 
-def _carve(split: TextSplit, fraction_or_rows: float | int, seed: int) -> tuple[TextSplit, TextSplit]:
+def _carve(split: TextSplit, fraction_or_rows: float, seed: int) -> tuple[TextSplit, TextSplit]:
     """Stratified split into (rest, carved); plain random when a class is too small to stratify."""
     from sklearn.model_selection import train_test_split
 

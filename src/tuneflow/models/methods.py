@@ -12,6 +12,12 @@ import torch
 from torch import nn
 
 from tuneflow.config.trial_params import TrialParams
+from tuneflow.models.architectures import (
+    embedding_modules,
+    head_modules,
+    layer_stack,
+    lora_targets,
+)
 
 
 def head_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -35,21 +41,12 @@ def transplant(source: nn.Module, target: nn.Module, *, keep_head: bool) -> None
 
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList | None:
-    """The stack of transformer blocks (``encoder.layer`` in BERT-likes, ``transformer.layer`` in DistilBERT)."""
-    base = model.base_model
-    for path in ("encoder.layer", "transformer.layer", "layers", "h"):
-        module = base
-        for part in path.split("."):
-            module = getattr(module, part, None)
-            if module is None:
-                break
-        if isinstance(module, nn.ModuleList):
-            return module
-    return None
+    """The stack of transformer blocks (see :func:`tuneflow.models.architectures.layer_stack`)."""
+    return layer_stack(model)
 
 
 def _freeze_bottom(model: nn.Module, k: int) -> None:
-    """Freeze embeddings and the bottom ``k`` transformer blocks."""
+    """Freeze the embeddings (token and position) and the bottom ``k`` transformer blocks."""
     if k <= 0:
         return
     layers = encoder_layers(model)
@@ -57,10 +54,8 @@ def _freeze_bottom(model: nn.Module, k: int) -> None:
         raise ValueError(f"freeze_layers: cannot find the transformer blocks of {type(model).__name__}")
     if k > len(layers):
         raise ValueError(f"freeze_layers={k} but the model has {len(layers)} layers")
-    embeddings = getattr(model.base_model, "embeddings", None)
-    for module in [embeddings, *layers[:k]]:
-        if module is not None:
-            module.requires_grad_(False)
+    for module in [*embedding_modules(model), *layers[:k]]:
+        module.requires_grad_(False)
 
 
 def apply_method(model: nn.Module, params: TrialParams, *, method: str | None = None) -> nn.Module:
@@ -78,12 +73,18 @@ def apply_method(model: nn.Module, params: TrialParams, *, method: str | None = 
     n_layers = len(layers) if layers is not None else 0
     if params.freeze_layers > n_layers:
         raise ValueError(f"freeze_layers={params.freeze_layers} but the model has {n_layers} layers")
+    init = params.init_lora_weights
     lora = LoraConfig(
-        task_type=TaskType.SEQ_CLS,  # keeps the classifier head trainable and saved with the adapter
+        task_type=TaskType.SEQ_CLS,
         r=params.lora_r,
         lora_alpha=params.lora_alpha,
         lora_dropout=params.lora_dropout,
-        target_modules=params.lora_modules,
+        target_modules=lora_targets(model, params.lora_modules),
+        # The whole head (DeBERTa's pooler, DistilBERT's pre_classifier too) trains and is saved with the adapter.
+        modules_to_save=head_modules(model),
+        use_rslora=params.use_rslora,
+        use_dora=params.use_dora,
+        init_lora_weights=True if init == "default" else init,
         # Freezing k layers under LoRA means: no adapters in the bottom k blocks.
         layers_to_transform=list(range(params.freeze_layers, n_layers)) if params.freeze_layers else None,
     )
@@ -111,6 +112,11 @@ def is_head_parameter(model: nn.Module, name: str) -> bool:
 def is_lora_parameter(name: str) -> bool:
     """PEFT names LoRA's matrices ``lora_A`` / ``lora_B`` (``lora_embedding_A`` / ``_B`` on embeddings)."""
     return ".lora_" in name
+
+
+def is_lora_b_parameter(name: str) -> bool:
+    """LoRA's B matrices (``lora_B``, ``lora_embedding_B``), which LoRA+ trains at a higher rate."""
+    return ".lora_B." in name or ".lora_embedding_B." in name
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

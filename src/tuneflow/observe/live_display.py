@@ -1,21 +1,27 @@
 """A live status block on a terminal: trial counts, best so far, the running trial, elapsed / left.
 
-The objective publishes each evaluation with :func:`publish_evaluation` (a reference swap, no lock,
-no I/O); :class:`LiveDisplay` redraws a few lines at the bottom of the terminal with plain ANSI
-escapes (no extra dependency) once a second and whenever a trial ends, while per-trial log lines
-scroll above it. Off a terminal the plain per-trial lines of ``progress.py`` are all there is.
+The objective publishes each evaluation with :func:`publish_evaluation` (a reference swap: no lock, no
+I/O). :class:`LiveDisplay` is a ``rich.live.Live`` that rebuilds a small ``rich.table.Table`` from it
+once a second (the study's counts are re-read from storage only when a trial ends), while per-trial
+log lines are printed above it with ``Live.console.print``. Off a terminal ``progress.py`` prints its
+plain per-trial lines and nothing else.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
-import shutil
-import threading
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import optuna
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,11 @@ def current_status() -> TrialStatus | None:
 
 
 def is_live_terminal(stream: TextIO) -> bool:
-    """A terminal that understands cursor movement (not a pipe, file, CI log or TERM=dumb)."""
+    """A terminal that understands cursor movement (not a pipe, file, CI log or TERM=dumb).
+
+    Decided here rather than by rich, which also treats ``FORCE_COLOR`` (set in many CI setups) as a
+    terminal: a CI log must get the plain lines.
+    """
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty()) and os.environ.get("TERM", "") != "dumb"
 
@@ -62,24 +72,30 @@ def _short(value: Any) -> str:
 
 
 class LiveDisplay:
-    """Redraws a status block; ``log`` prints a line above it. Thread-safe (one lock around writes)."""
+    """The status block under the log lines; ``log`` prints a line above it (rich serialises writes)."""
 
-    def __init__(self, study: optuna.Study, *, total: int | None, stream: TextIO, refresh_seconds: float = 1.0, width: int | None = None):
+    def __init__(
+        self,
+        study: optuna.Study,
+        *,
+        total: int | None,
+        stream: TextIO | None = None,
+        console: Console | None = None,
+        refresh_seconds: float = 1.0,
+        width: int | None = None,
+    ):
         self.study = study
         self.total = total
-        self.stream = stream
+        stream = stream if stream is not None else sys.stderr
+        # The caller already decided this is a terminal (is_live_terminal), so rich is told, not asked.
+        self.console = console or Console(file=stream, force_terminal=True, width=width, highlight=False)
         self.refresh_seconds = refresh_seconds
-        self.width = width
         self.started = time.monotonic()
         self.finished_here = 0  # trials this process finished (for the time estimate)
         self.counts: dict[str, int] = {}
         self.best: str = "—"
-        self._drawn = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
-        self._showing = False
         self._active_since: float | None = None
+        self._live: Live | None = None
 
     # --- state ---
 
@@ -103,8 +119,8 @@ class LiveDisplay:
         params = " ".join(f"{k}={_short(v)}" for k, v in best.params.items())
         return f"{best.value:.4f} (trial {best.number}) {params}".rstrip()
 
-    def lines(self) -> list[str]:
-        """The status block, one string per line (no escapes)."""
+    def rows(self) -> list[tuple[str, str]]:
+        """The block's content as (label, text) rows: what the table shows, without its styling."""
         c = self.counts
         done = c.get("COMPLETE", 0) + c.get("PRUNED", 0) + c.get("FAIL", 0)
         running = c.get("RUNNING", 0) + (1 if self._active_since is not None else 0)
@@ -127,59 +143,64 @@ class LiveDisplay:
         if self.total and self.finished_here:
             left = "~" + _clock(elapsed / self.finished_here * max(self.total - self.finished_here, 0))
         return [
-            f"study {self.study.study_name!r}: done {done}{of} · complete {c.get('COMPLETE', 0)} · pruned {c.get('PRUNED', 0)}"
-            f" · failed {c.get('FAIL', 0)} · running {running}",
-            f"best {self.best}",
-            f"now  {now}",
-            f"time {_clock(elapsed)} elapsed · {left} left",
+            ("trials", (f"done {done}{of} · complete {c.get('COMPLETE', 0)} · pruned {c.get('PRUNED', 0)}"
+                        f" · failed {c.get('FAIL', 0)} · running {running}")),
+            ("best", self.best),
+            ("now", now),
+            ("time", f"{_clock(elapsed)} elapsed · {left} left"),
         ]
+
+    def renderable(self) -> RenderableType:
+        """The block: the study's name, a two-column table (one line a row, cut with … rather than
+        wrapped, so the block keeps its height) and, when the run has a trial count, a bar of this
+        run's finished trials."""
+        table = Table(show_header=False, box=None, padding=(0, 1), expand=False)
+        table.add_column(style="bold cyan", no_wrap=True, min_width=6)
+        # The cells (not the column) say no_wrap: a no_wrap column is never narrowed, only cropped
+        # without the "…", while a narrowed column hands its cells a width they can cut to.
+        table.add_column()
+        for label, text in self.rows():
+            table.add_row(label, Text(text, no_wrap=True, overflow="ellipsis"))
+        parts: list[RenderableType] = [
+            Text(f"study {self.study.study_name!r}", style="bold", no_wrap=True, overflow="ellipsis"),
+            table,
+        ]
+        if self.total:
+            parts.append(ProgressBar(total=self.total, completed=min(self.finished_here, self.total), width=30))
+        return Group(*parts)
+
+    def __rich__(self) -> RenderableType:
+        return self.renderable()
 
     # --- drawing ---
 
-    def _columns(self) -> int:
-        return self.width or shutil.get_terminal_size((100, 24)).columns
-
-    def _erase(self) -> None:
-        if self._drawn:
-            # Up to the first line of the block, column 1, then clear to the end of the screen.
-            self.stream.write(f"\x1b[{self._drawn}F\x1b[J")
-            self._drawn = 0
-
-    def _draw(self) -> None:
-        if not self._showing:
-            return  # before start / after stop: log lines only
-        width = max(self._columns() - 1, 20)  # never wrap: wrapping would break the cursor arithmetic
-        block = [line if len(line) <= width else line[: width - 1] + "…" for line in self.lines()]
-        self.stream.write("".join(line + "\n" for line in block))
-        self._drawn = len(block)
-
     def redraw(self) -> None:
-        with self._lock:
-            self._erase()
-            self._draw()
-            self.stream.flush()
+        if self._live is not None:
+            self._live.refresh()
 
     def log(self, line: str) -> None:
-        """A line that stays (scrolls above the block)."""
-        with self._lock:
-            self._erase()
-            self.stream.write(line + "\n")
-            self._draw()
-            self.stream.flush()
+        """A line that stays: printed above the block (rich redraws the block under it)."""
+        # markup/highlight off: a log line is plain text ("[1/3] trial ...") and keeps its look.
+        self.console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
     # --- lifecycle ---
 
     def start(self) -> None:
         self.refresh()
         self._active_since = time.monotonic()
-        self._showing = True
-        self.redraw()
-        self._ticker = threading.Thread(target=self._tick, name="tuneflow-live-display", daemon=True)
-        self._ticker.start()
-
-    def _tick(self) -> None:
-        while not self._stop.wait(self.refresh_seconds):
-            self.redraw()
+        self._live = Live(
+            self,  # rendered through __rich__ at every draw, so the block under a new log line is fresh too
+            console=self.console,
+            refresh_per_second=1.0 / self.refresh_seconds,
+            transient=True,  # erased on stop: the closing plain line is the last thing on screen
+            # Stray writes to stderr (warnings, the prior's progress lines) go above the block instead
+            # of through it; stdout is left alone (it may be piped while stderr is a terminal).
+            redirect_stderr=self.console.file is sys.stderr,
+            redirect_stdout=False,
+        )
+        self._live.start(refresh=True)
+        # rich hides the cursor while the block is up: a run cut short (Ctrl-C) must still give it back.
+        atexit.register(self.stop)
 
     def trial_finished(self) -> None:
         """From the Optuna callback (main thread): re-read the study; the next trial starts now."""
@@ -189,10 +210,7 @@ class LiveDisplay:
         self._active_since = time.monotonic() if more else None
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._ticker is not None:
-            self._ticker.join()
-        with self._lock:
-            self._erase()
-            self._showing = False
-            self.stream.flush()
+        atexit.unregister(self.stop)
+        if self._live is not None:
+            self._live.stop()
+            self._live = None

@@ -16,18 +16,21 @@ from tuneflow.study.results import is_pareto
 class ProgressPrinter:
     """Optuna callback; prints to stderr so stdout stays clean for tables and JSON."""
 
-    def __init__(self, study: optuna.Study, *, total: int | None, quiet: bool = False, stream=None, live: bool | None = None):
+    def __init__(self, study: optuna.Study, *, total: int | None, quiet: bool = False, stream=None, live: bool | None = None, console=None):
+        """``console``: a ``rich.console.Console`` to draw on (tests pass one writing to a StringIO); it
+        then decides live or plain by whether it is a terminal, and ``stream`` is its file."""
         self.study = study
         self.total = total
         self.quiet = quiet
-        self.stream = stream or sys.stderr
+        self.stream = console.file if console is not None else (stream or sys.stderr)
         self.started = time.monotonic()
         self.counts: Counter[str] = Counter()
         # On a terminal a live status block (live_display.py) sits under these lines; elsewhere plain lines only.
         from tuneflow.observe.live_display import LiveDisplay, is_live_terminal
 
-        use_live = is_live_terminal(self.stream) if live is None else live
-        self.live = LiveDisplay(study, total=total, stream=self.stream) if use_live and not quiet else None
+        if live is None:
+            live = (console.is_terminal and not console.is_dumb_terminal) if console is not None else is_live_terminal(self.stream)
+        self.live = LiveDisplay(study, total=total, stream=self.stream, console=console) if live and not quiet else None
 
     def _print(self, line: str) -> None:
         if self.live is not None:

@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tuneflow.config.storage_url import redact_text, redact_url
 from tuneflow.observe.tables import format_values
 from tuneflow.study.results import is_pareto, ranked_trials, state_counts
+from tuneflow.study.contract import contract_changes
 from tuneflow.study.study_record import CONFIG_ATTR
 
 METRICS = ("accuracy", "precision", "recall", "f1")
@@ -30,6 +31,7 @@ METRICS = ("accuracy", "precision", "recall", "f1")
 SECTIONS = (
     ("summary", "Study summary"),
     ("best-trials", "Best trials"),
+    ("confirmation", "Confirmation"),
     ("best-config", "Best configuration (export)"),
     ("history", "Optimisation history"),
     ("importances", "Hyperparameter importances"),
@@ -172,6 +174,8 @@ def _summary(study: optuna.Study, storage_url: str | None) -> str:
         ("last trial finished", max(ends).isoformat(timespec="seconds") if ends else DASH),
         ("training time, all trials", f"{training:.1f} s"),
     ]
+    # Resumed with --allow-changes: from which trial on the values mean something else, and why.
+    rows += [(f"configuration changed at trial {c['from_trial']}", ", ".join(c["changed"])) for c in contract_changes(study)]
     out = _table(["", ""], [[_e(k), _e(v)] for k, v in rows], left=2)
     note = _study_note(study)
     if note:
@@ -205,6 +209,26 @@ def _best_trials(study: optuna.Study, top_k: int) -> str:
             *(_num(t.params.get(p), ".3g") if isinstance(t.params.get(p), float) else _e(t.params.get(p, DASH)) for p in params),
         ])
     return _table(header, rows)
+
+
+def _confirmation(study: optuna.Study) -> str:
+    """``tuneflow confirm``'s retraining of the top trials with fresh seeds, or how to get it."""
+    record = study.user_attrs.get("tuneflow_confirmation")
+    if not record:
+        return _sentence("not confirmed yet: `tuneflow confirm STUDY.yaml` retrains the top trials with fresh seeds")
+    rows = []
+    for rank, r in enumerate(record["results"], start=1):
+        ci = r.get("transfer_gain_ci")
+        rows.append([str(rank), str(r["trial"]), _num(r.get("study_value")), _num(r.get("value")), _num(r.get("value_sd")),
+                     _num(r.get("transfer_gain_score"), "+.4f"), DASH if not ci else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]",
+                     _num(r.get("transfer_gain_p"), ".3f"), _e(r.get("negative_transfer_evidence", DASH))])
+    p = record.get("p_first_beats_second")
+    verdict = ("The study's ranking holds" if record.get("ranking_holds") else "The ranking changed under fresh seeds") + (
+        "" if p is None else f"; P(#1 beats #2) = {p:.2f}")
+    return (_sentence(f"The top trials retrained with {len(record['seeds'])} fresh seeds {record['seeds']}, each with a "
+                      "target-only baseline on the same seeds; ordered by the confirmed mean.")
+            + _table(["rank", "trial", "study value", "confirmed mean", "sd", "gain", "gain 95% CI", "p", "negative transfer"], rows)
+            + _sentence(verdict))
 
 
 def _best_config(study: optuna.Study) -> str:
@@ -330,6 +354,7 @@ def build_report(study: optuna.Study, *, storage_url: str | None = None, artifac
     bodies = {
         "summary": _summary(study, storage_url),
         "best-trials": _best_trials(study, top_k),
+        "confirmation": _confirmation(study),
         "best-config": _best_config(study),
         "history": figures.html(lambda: vis.plot_optimization_history(study, **target)),
         "importances": _importances(study, figures),

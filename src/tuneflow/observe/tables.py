@@ -20,6 +20,21 @@ COLUMNS = (
     ("gain", lambda t: _gain(t)),
 )
 
+# With several seeds (or a confirmation): the spread the value came with. Placed before "gain".
+SPREAD_COLUMNS = (
+    ("seeds", lambda a: str(len(a.get("seed_values") or [None]))),
+    ("mean±sd", lambda a: _mean_sd(a)),
+    ("gain 95% CI", lambda a: "-" if not a.get("transfer_gain_ci") else "[{:+.3f},{:+.3f}]".format(*a["transfer_gain_ci"])),
+)
+
+
+def _mean_sd(attrs: dict) -> str:
+    mean = attrs.get("value_mean")
+    if mean is None:
+        return "-"
+    sd = attrs.get("value_sd")
+    return f"{mean:.4f}" if sd is None else f"{mean:.4f}±{sd:.4f}"
+
 
 def _encoder_rate(params: dict) -> float | None:
     """The rate the encoder side trains with: LoRA's matrices have their own when it is set."""
@@ -35,6 +50,11 @@ def _gain(trial: FrozenTrial) -> str:
     return _fmt(trial.user_attrs.get("transfer_gain_score"), "+.4f")
 
 
+def _spread(fn, confirmed: dict[int, dict]):
+    """A spread column: the confirmed figures for a confirmed trial, its own user attrs otherwise."""
+    return lambda t: (fn(confirmed[t.number]) + "*") if t.number in confirmed else fn(t.user_attrs)
+
+
 def _fmt(value, spec: str = ".4f") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -44,9 +64,17 @@ def format_values(values) -> str:
     return "-" if not values else " / ".join(f"{v:.4g}" if abs(v) >= 1000 else f"{v:.4f}" for v in values)
 
 
-def format_table(trials: list[FrozenTrial]) -> str:
-    header = [name for name, _ in COLUMNS]
-    rows = [[fn(t) for _, fn in COLUMNS] for t in trials]
+def format_table(trials: list[FrozenTrial], *, confirmed: dict[int, dict] | None = None) -> str:
+    """One row per trial; ``confirmed`` (trial number -> figures from ``tuneflow confirm``) replaces the spread columns."""
+    confirmed = confirmed or {}
+    spread = any(len(t.user_attrs.get("seed_values") or ()) > 1 for t in trials) or bool(confirmed)
+    columns = list(COLUMNS)
+    if spread:
+        columns[-1:-1] = [(name, _spread(fn, confirmed)) for name, fn in SPREAD_COLUMNS]
+    if confirmed:
+        columns[1] = ("value", lambda t: f"{confirmed[t.number]['value']:.4f}*" if t.number in confirmed else format_values(t.values))
+    header = [name for name, _ in columns]
+    rows = [[fn(t) for _, fn in columns] for t in trials]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])

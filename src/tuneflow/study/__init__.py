@@ -1,4 +1,5 @@
-"""Optuna: samplers and pruners, the objective, storage, the trial budget, workers, export, final training.
+"""Optuna: samplers and pruners, the objective, storage, the trial budget, workers, claims, the study
+contract, the gRPC proxy, export, final training.
 
 Whoever watches a study (progress, dashboard note, images) passes ``StudyHooks``; this layer never
 imports ``tuneflow.observe``. May import: transferability, transfer, training, models, data, config.
@@ -12,10 +13,13 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "runner": ['StudyPlan', 'load_config', 'plan_study', 'run_study'],
         "hooks": ['StudyHooks'],
         "objective": ['TransferObjective'],
-        "samplers": ['make_sampler', 'make_pruner'],
+        "samplers": ['make_sampler', 'make_pruner', 'trial_samplers'],
         "storage": ['open_storage', 'check_storage_url'],
         "study_record": ['create_or_load', 'load_existing', 'CONFIG_ATTR'],
-        "budget": ['TrialCount', 'AdmissionLock'],
+        "budget": ['TrialCount', 'AdmissionLock', 'LocalGate', 'gate_for'],
+        "claims": ['OncePerStudy'],
+        "contract": ['contract_changes', 'record_for'],
+        "proxy": ['serve'],
         "workers": ['TrialLoop', 'worker_id'],
         "launch": ['launch', 'plan_slots'],
         "monitor": ['status_text', 'cleanup'],

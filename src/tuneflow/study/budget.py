@@ -6,12 +6,17 @@ waiting copy counts once it runs. A worker starts a trial only while ``used < bu
 a waiting one (re-queued, or enqueued by hand) first, else a new one — so N workers end with exactly
 ``n_trials`` finished trials. It counts and asks *under a lock shared by all workers*, so two workers
 never both take the last slot (Optuna's ``MaxTrialsCallback`` counts without a lock and overshoots).
-The lock is held only for the count and ``study.ask()``:
+The lock covers the count and a *reservation* only: a waiting trial switched to RUNNING, or a new
+RUNNING trial. Sampling happens after the lock is released (:mod:`tuneflow.study.workers` builds the
+trial on the reserved id), so a slow sampler (GP, multivariate TPE, CMA-ES) never holds other workers up.
+The same lock makes once-per-study work happen once (:meth:`LocalGate.claim`, :mod:`tuneflow.study.claims`)
+and counters exact (:meth:`LocalGate.increment`). The lock:
 
 * PostgreSQL: ``pg_advisory_xact_lock`` on a connection of the storage's own engine;
 * MySQL / MariaDB: ``GET_LOCK``;
-* SQLite and journal files: ``flock`` on ``<file>.tuneflow-lock`` beside the file;
-* Redis: a Redis lock (expires after 2 minutes should its holder die).
+* SQLite and journal files: ``filelock.FileLock`` (``flock``) on ``<file>.tuneflow-lock`` beside the file;
+* Redis: a Redis lock (expires after 2 minutes should its holder die);
+* ``grpc://`` (a ``tuneflow proxy``): the proxy runs these operations under its database's lock.
 
 A process that dies holding a database lock releases it with its connection; a file lock with its
 file descriptor.
@@ -26,10 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneflow.config.storage_url import journal_path, storage_kind
-from tuneflow.study.file_lock import file_lock
+from tuneflow.study.storage import local_file_lock
 
 
 def retried_numbers(trials: Iterable[FrozenTrial]) -> set[int]:
@@ -85,12 +91,62 @@ def _key(study_name: str) -> tuple[int, str]:
     return int.from_bytes(digest[:8], "big", signed=True), f"tuneflow:{digest.hex()[:40]}"
 
 
+def reserve_trial(study, n_trials: int | None) -> int | None:
+    """Count, and when the budget admits one more, reserve a trial: its id, else None. Call under the lock.
+
+    A waiting trial (re-queued or enqueued) is taken first, as ``study.ask()`` would; the reserved
+    trial is RUNNING, so every other worker's count includes it from now on.
+    """
+    storage = study._storage
+    trials = storage.get_all_trials(study._study_id, deepcopy=False)  # one read under the lock, not two
+    if not admits(TrialCount.of(trials), n_trials):
+        return None
+    for waiting in [t for t in trials if t.state == TrialState.WAITING]:
+        try:
+            if storage.set_trial_state_values(waiting._trial_id, state=TrialState.RUNNING):
+                return waiting._trial_id
+        except UpdateFinishedTrialError:  # taken and finished meanwhile (a worker outside the lock)
+            continue
+    return storage.create_new_trial(study._study_id)
+
+
+class LocalGate:
+    """The study's short locked operations, run in this process under :class:`AdmissionLock`.
+
+    A ``grpc://`` storage has the same three methods, run by the proxy under its database's lock.
+    """
+
+    def __init__(self, url: str, storage, study_name: str):
+        self.lock = AdmissionLock(url, storage, study_name)
+
+    def reserve(self, study, n_trials: int | None) -> int | None:
+        with self.lock():
+            return reserve_trial(study, n_trials)
+
+    def claim(self, study, key: str, **claim) -> bool:
+        from tuneflow.study.claims import try_claim
+
+        with self.lock():
+            return try_claim(study, key, **claim)
+
+    def increment(self, study, attr: str, by: int = 1) -> int:
+        with self.lock():
+            value = int(study._storage.get_study_user_attrs(study._study_id).get(attr, 0)) + by
+            study._storage.set_study_user_attr(study._study_id, attr, value)
+            return value
+
+
+def gate_for(url: str, storage, study_name: str):
+    """The proxy's gate for a ``grpc://`` storage (it has ``reserve``), else a :class:`LocalGate`."""
+    return storage if hasattr(storage, "reserve") else LocalGate(url, storage, study_name)
+
+
 class AdmissionLock:
-    """A short cross-process lock around "count, then ask" for one study (see the module docstring)."""
+    """A short cross-process lock around "count, then reserve" for one study (see the module docstring)."""
 
     def __init__(self, url: str, storage, study_name: str):
         self.url = url
-        self.storage = storage  # the storage open_storage returned (RDBStorage or JournalStorage)
+        self.storage = storage  # the storage open_storage returned (RDBStorage or JournalStorage), maybe cached
         self.study_name = study_name
         self._local = threading.Lock()  # threads of one process never race each other either
 
@@ -102,17 +158,17 @@ class AdmissionLock:
     def _cross_process(self):
         kind = storage_kind(self.url)
         if kind == "journal":
-            return file_lock(journal_path(self.url))
+            return local_file_lock(journal_path(self.url))
         if kind == "redis":
             return _redis_lock(self.url, self.study_name)
-        engine = self.storage.engine
+        engine = getattr(self.storage, "_backend", self.storage).engine  # a proxy's storage is cached
         backend = engine.url.get_backend_name()
         if backend == "postgresql":
             return _postgres_lock(engine, self.study_name)
         if backend in ("mysql", "mariadb"):
             return _mysql_lock(engine, self.study_name)
         if backend == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-            return file_lock(Path(engine.url.database))
+            return local_file_lock(Path(engine.url.database))
         return contextlib.nullcontext()  # in-memory SQLite: one process only
 
 

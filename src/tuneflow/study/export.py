@@ -18,8 +18,8 @@ from tuneflow.config.study_config import (
     TaskConfig,
     read_yaml,
 )
-from tuneflow.study.results import ranked_trials
-from tuneflow.study.study_record import CONFIG_ATTR
+from tuneflow.study.contract import CONFIG_ATTR, record_for
+from tuneflow.study.results import confirmed, ranked_trials
 
 EXPORT_FORMAT = 1
 
@@ -44,6 +44,9 @@ class FinalConfig:
     value: float | None = None
     values: tuple[float, ...] | None = None  # a Pareto study's values, one per target
     validation_metrics: dict[str, float] = field(default_factory=dict)
+    confirmed: dict[str, Any] | None = None  # `tuneflow confirm`'s figures for this trial (mean, sd, gain interval)
+    # objective.value: best: the best evaluation's share of the target schedule; `train` stops at that epoch.
+    train_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -54,15 +57,23 @@ class ExportFile:
 
 
 def export_trials(study: optuna.Study, top_k: int = 1) -> dict[str, Any]:
-    """The top ``k`` complete trials of ``study`` as a plain dict ready for YAML."""
-    record = study.user_attrs.get(CONFIG_ATTR)
-    if record is None:
+    """The top ``k`` complete trials of ``study`` as a plain dict ready for YAML.
+
+    Each trial's model, tasks, evaluation and seed come from the configuration it was measured under
+    (its own contract, :mod:`tuneflow.study.contract`), not from today's study file.
+    """
+    attrs = study.user_attrs
+    latest = attrs.get(CONFIG_ATTR)
+    if latest is None:
         raise ConfigError(f"study {study.study_name!r} was not created by tuneflow (no {CONFIG_ATTR!r} attribute)")
     trials = ranked_trials(study, top_k)
     if not trials:
         raise ConfigError(f"study {study.study_name!r} has no complete trial to export yet")
+    confirmation = confirmed(study)
     configs = []
     for rank, trial in enumerate(trials, start=1):
+        record = record_for(attrs, trial)
+        chosen = trial.user_attrs.get("chosen_evaluation") or {}
         configs.append(
             {
                 "study": study.study_name,
@@ -78,11 +89,20 @@ def export_trials(study: optuna.Study, top_k: int = 1) -> dict[str, Any]:
                 "seed": trial.user_attrs.get("seed", record["seed"]),
                 "data_seed": record["seed"],
                 "evaluation": record["evaluation"],
-                "device": record["device"],
-                "compile": record.get("compile", False),
+                "device": latest["device"],  # where to train now: today's file
+                "compile": latest.get("compile", False),
+                "confirmed": _confirmed_figures(confirmation.get(trial.number)),
+                "train_share": chosen.get("progress") if chosen.get("rule") == "best" and chosen.get("progress", 1) < 1 else None,
             }
         )
-    return {"tuneflow_export": EXPORT_FORMAT, "storage": redact_url(record.get("storage")), "configs": configs}
+    return {"tuneflow_export": EXPORT_FORMAT, "storage": redact_url(latest.get("storage")), "configs": configs}
+
+
+def _confirmed_figures(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    keys = ("value", "value_mean", "value_sd", "seed_values", "transfer_gain_score", "transfer_gain_ci", "transfer_gain_p")
+    return {k: result[k] for k in keys if result.get(k) is not None}
 
 
 def _needs_source(params: dict[str, Any]) -> bool:

@@ -5,7 +5,9 @@ This is the only place the target test split is read: selection is over by now.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,9 @@ def train_final(final: FinalConfig, out_dir: Path, *, file: str | None = None) -
 
     try:
         params = resolve_params(final.params)
+        if final.train_share is not None:
+            # objective.value: best: train as many epochs as the best evaluation had (its schedule ends there).
+            params = dataclasses.replace(params, epochs=max(1, math.ceil(final.train_share * params.epochs - 1e-9)))
         strategy = get_strategy(params.mapping)
         if strategy.needs_source and final.source is None:
             raise ConfigError(f"mapping {params.mapping!r} needs a source task", key="source")
@@ -64,7 +69,8 @@ def train_final(final: FinalConfig, out_dir: Path, *, file: str | None = None) -
         target=target_prepared,
         source=source_prepared,
         runtime=runtime,
-        pad_id=tokenizer.pad_token_id or 0,
+        pad_id=tokenizer.pad_token_id,  # load_tokenizer gives every tokenizer one
+        model_options=final.model,
         seed=final.seed,
         eval_batch_size=final.evaluation.batch_size,
     )
@@ -77,6 +83,7 @@ def train_final(final: FinalConfig, out_dir: Path, *, file: str | None = None) -
     trainable, total = count_parameters(model)
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    _name_labels(model, target.label_names)
     saved_as = _save(model, params, out_dir)
     tokenizer.save_pretrained(out_dir)
     result = {
@@ -95,8 +102,18 @@ def train_final(final: FinalConfig, out_dir: Path, *, file: str | None = None) -
         **ctx.records,
     }
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    (out_dir / "tuneflow_final.yaml").write_text(yaml.safe_dump({"params": params.as_dict(), "seed": final.seed}), encoding="utf-8")
+    (out_dir / "tuneflow_final.yaml").write_text(
+        yaml.safe_dump({"params": params.as_dict(), "seed": final.seed, "label_names": list(target.label_names)}), encoding="utf-8")
     return result
+
+
+def _name_labels(model, label_names) -> None:
+    """The class names into the model's config, so a pipeline loading it says "sport", not "LABEL_0"."""
+    # Not plain_model(): that merges LoRA in, and an adapter must be saved unmerged.
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = base.config
+    config.id2label = dict(enumerate(label_names))
+    config.label2id = {name: i for i, name in enumerate(label_names)}
 
 
 def _save(model, params, out_dir: Path) -> str:
@@ -115,5 +132,6 @@ def _save(model, params, out_dir: Path) -> str:
 def _changes_base(params) -> bool:
     from tuneflow.transfer.base import get_strategy
 
-    # Strategies that train on the source change the encoder under the adapter.
-    return get_strategy(params.mapping).needs_source
+    # Strategies that train on the source change the encoder under the adapter; PiSSA and OLoRA
+    # initialise by moving the weights' principal part into the adapter, so the base changes too.
+    return get_strategy(params.mapping).needs_source or params.init_lora_weights.startswith(("pissa", "olora"))

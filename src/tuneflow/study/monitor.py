@@ -24,7 +24,9 @@ def _engine(storage):
 
 
 def heartbeat_ages(storage, study: optuna.Study) -> dict[int, float]:
-    """Seconds since the last heartbeat of each running trial that has one (SQL storages only)."""
+    """Seconds since the last heartbeat of each running trial that has one (SQL storages and proxies only)."""
+    if hasattr(storage, "heartbeat_ages"):  # grpc://: the proxy asks its database
+        return storage.heartbeat_ages(study)
     engine = _engine(storage)
     if engine is None:
         return {}

@@ -1,4 +1,8 @@
-"""One Optuna trial: sample -> build -> run the mapping -> report each evaluation -> value + user attrs.
+"""One Optuna trial: sample -> for each seed: build, run the mapping, report -> mean value + user attrs.
+
+With ``objective.seeds: K`` the configuration trains K times (the trial's seed, then K - 1 drawn
+from it); each evaluation reports the running mean over the seeds so far at the same point of the
+schedule, and the value is the mean at the chosen evaluation (``objective.value``: last or best).
 
 The objective's whole contract with Optuna is ``suggest_*``, ``report``, ``should_prune``,
 ``TrialPruned`` and ``set_user_attr``. Errors are not swallowed: Optuna records the trial as
@@ -10,6 +14,7 @@ from __future__ import annotations
 import gc
 from typing import Any
 
+import numpy as np
 import optuna
 
 from tuneflow.config.objective_terms import objective_value, weighted_objective
@@ -28,9 +33,11 @@ class TransferObjective:
 
     def __init__(
         self, config: StudyConfig, *, target: TaskData, source: TaskData | None, model_path: str,
-        hooks: StudyHooks | None = None,
+        hooks: StudyHooks | None = None, contract: str | None = None, once: Any = None,
     ):
         self.config = config
+        self.contract = contract  # hash of what gives the value its meaning (tuneflow.study.contract)
+        self.once = once  # claims in storage, so workers train each transfer baseline once (tuneflow.study.claims)
         self.target_data = target
         self.source_data = source
         self.model_path = model_path
@@ -54,59 +61,81 @@ class TransferObjective:
         return self._prepared
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        from transformers import set_seed
+
         from tuneflow.models.methods import count_parameters
         from tuneflow.training.loop import NonFiniteLoss
-        from tuneflow.transfer.context import TransferContext
+        from tuneflow.transfer.gain import RecordingContext, SeedResult
 
         tokenizer, runtime, target, source = self._prepare()
         params = resolve_params(self.config.space.suggest(trial))
         seed = self.config.seed + trial.number
-        from transformers import set_seed
-
-        set_seed(seed)  # python, numpy, torch (and CUDA)
+        seeds = trial_seeds(seed, self.config.objective.seeds)
         trial.set_user_attr("seed", seed)
+        trial.set_user_attr("seeds", seeds)
+        if self.contract is not None:
+            trial.set_user_attr("contract", self.contract)
         trial.set_user_attr("params", params.as_dict())
         trial.set_user_attr("device", str(runtime.device))
         trial.set_user_attr("config", self._resolved_config(params))
         history: list[dict[str, Any]] = []
-        latest: dict[str, Any] = {}
+        curves: list[list[dict[str, Any]]] = []  # per seed, per evaluation: metrics, value, progress, predictions
+        contexts: list[Any] = []
+        reported: set[int] = set()
 
-        def report(metrics: dict[str, Any], index: int) -> None:
-            value = weighted_objective(metrics, self.metric_weights)
-            history.append({"evaluation": index, "value": value, **{k: metrics[k] for k in HEADLINE_METRICS}})
-            trial.set_user_attr("history", history)
-            latest["metrics"] = metrics
-            # For the live display (epochs only when evaluations happen once per epoch).
-            self.hooks.evaluation(trial.number, index, value=value, metrics=metrics,
-                               epochs=None if self.config.evaluation.every_n_steps else params.epochs)
-            if self.config.objective.mode == "pareto":
-                return  # Optuna cannot prune multi-objective trials: keep the history, skip the pruner
-            trial.report(value, index)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after evaluation {index}: objective {value:.4f}")
+        def reporter(j: int, ctx) -> Any:
+            curve: list[dict[str, Any]] = []
+            curves.append(curve)
 
-        ctx = TransferContext(
-            params=params,
-            model_path=self.model_path,
-            model_revision=self.config.model.revision,
-            target=target,
-            source=source,
-            runtime=runtime,
-            pad_id=tokenizer.pad_token_id or 0,
-            seed=seed,
-            eval_batch_size=self.config.evaluation.batch_size,
-            evaluate_every_steps=self.config.evaluation.every_n_steps,
-            report=report,
-        )
+            def report(metrics: dict[str, Any], index: int) -> None:
+                value = weighted_objective(metrics, self.metric_weights)
+                progress = ctx.fit_stats[-1].progress  # share of this (target) stage's schedule done
+                curve.append({"metrics": metrics, "value": value, "progress": progress, "predictions": ctx.last_predictions})
+                # What the pruner sees: the mean over the seeds so far at this same point of the schedule.
+                running = float(np.mean([c[index]["value"] for c in curves[:j] if index < len(c)] + [value]))
+                entry = {"evaluation": index, "value": value, **{k: metrics[k] for k in HEADLINE_METRICS}}
+                entry.update(seed=seeds[j], progress=round(progress, 4), **({"running_mean": running} if j else {}))
+                history.append(entry)
+                trial.set_user_attr("history", history)
+                step = self._step(j, index, progress, per_seed=len(curves[0]) if j else None)
+                # For the live display (epochs only when evaluations happen once per epoch).
+                self.hooks.evaluation(trial.number, step, value=running, metrics=metrics,
+                                      epochs=None if self.config.evaluation.every_n_steps else params.epochs)
+                if self.config.objective.mode == "pareto" or step in reported:
+                    return  # Optuna cannot prune multi-objective trials; a step is reported once
+                reported.add(step)
+                trial.report(running, step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after evaluation {index} (seed {seeds[j]}): objective {running:.4f}")
+
+            return report
+
         if runtime.device.type == "cuda":
             import torch
 
             torch.cuda.reset_peak_memory_stats()
         model = None
         try:
-            model = get_strategy(params.mapping)().run(ctx)
-            metrics = latest["metrics"]
-            trainable, total = count_parameters(model)
+            for j, run_seed in enumerate(seeds):
+                set_seed(run_seed)  # python, numpy, torch (and CUDA)
+                ctx = RecordingContext(
+                    params=params, model_path=self.model_path, model_revision=self.config.model.revision,
+                    target=target, source=source, runtime=runtime, pad_id=tokenizer.pad_token_id, seed=run_seed,
+                    model_options=self.config.model,  # dtype, attention, checkpointing, quantization
+                    eval_batch_size=self.config.evaluation.batch_size,
+                    evaluate_every_steps=self.config.evaluation.every_n_steps,
+                )
+                ctx.report = reporter(j, ctx)
+                contexts.append(ctx)
+                model = get_strategy(params.mapping)().run(ctx)
+                if j == 0:
+                    trainable, total = count_parameters(model)
+                model = None  # free it before the next seed (or a baseline) trains another
+                gc.collect()
+            chosen = self._chosen_evaluation(curves)
+            picked = [curve[chosen] for curve in curves]
+            metrics = mean_metrics([p["metrics"] for p in picked])
+            seed_values = [p["value"] for p in picked]
             attrs = {
                 **{k: metrics[k] for k in HEADLINE_METRICS},
                 "per_class_f1": metrics["per_class_f1"],
@@ -114,23 +143,28 @@ class TransferObjective:
                 "objective_weights": self.weights,
                 "trainable_parameters": trainable,
                 "total_parameters": total,
-                **self._cost_attrs(ctx, runtime),
-                **ctx.records,
+                "seed_values": seed_values,
+                "value_mean": float(np.mean(seed_values)),
+                "value_sd": float(np.std(seed_values, ddof=1)) if len(seeds) > 1 else None,
+                "chosen_evaluation": {"index": chosen, "progress": round(picked[0]["progress"], 4), "rule": self.config.objective.value},
+                **mean_records([c.records for c in contexts]),
             }
-            model = None  # free it before a transfer baseline may train another
-            attrs.update(transfer_attrs(trial, ctx, metrics, config=self.config, model_path=self.model_path))
+            runs = [SeedResult(s, p["metrics"], p["predictions"], c) for s, p, c in zip(seeds, picked, contexts)]
+            attrs.update(transfer_attrs(trial, runs, config=self.config, model_path=self.model_path, once=self.once, metrics=metrics))
+            attrs.update(self._cost_attrs(contexts, runtime, attrs))
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
-            # Confusion-matrix and learning-curve images for the dashboard; a failure is only an attr.
-            self.hooks.trial_completed(trial, self.config, metrics=metrics, history=history, fit_stats=ctx.fit_stats,
-                                   label_names=ctx.target.data.label_names)
+            # Confusion-matrix and learning-curve images for the dashboard (the first seed's); a failure is only an attr.
+            self.hooks.trial_completed(trial, self.config, metrics=metrics, history=[h for h in history if h["seed"] == seed],
+                                       fit_stats=contexts[0].fit_stats, label_names=target.data.label_names)
             return objective_value(attrs, self.config.objective)
         except NonFiniteLoss as err:
             trial.set_user_attr("prune_reason", str(err))
             raise optuna.TrialPruned(str(err)) from None
         except optuna.TrialPruned as err:
             trial.set_user_attr("prune_reason", str(err))
-            self._record_partial(trial, ctx, runtime)
+            for key, value in self._cost_attrs(contexts, runtime, {}).items():
+                trial.set_user_attr(key, value)
             raise
         except Exception as err:
             from tuneflow.training.faults import (
@@ -141,12 +175,31 @@ class TransferObjective:
             raise
         finally:
             # Free the model, optimizer state and cached CUDA blocks whatever the outcome.
-            del model, ctx
+            del model, contexts
             gc.collect()
             if runtime.device.type == "cuda":
                 import torch
 
                 torch.cuda.empty_cache()
+
+    def _step(self, j: int, index: int, progress: float, *, per_seed: int | None) -> int:
+        """The pruner's step for seed ``j``'s evaluation ``index`` (see ``objective.report_step``).
+
+        ``schedule``: percent of the target stage's LR schedule done (1..100), + 100 per earlier seed,
+        so a 1-epoch and a 4-epoch trial meet at 100 (both schedules at their end), not at "evaluation 0".
+        ``evaluation``: the evaluation count, continued across seeds.
+        """
+        if self.config.objective.report_step == "schedule":
+            return 100 * j + min(100, max(1, round(100 * progress)))
+        return index + j * (per_seed or 0)
+
+    def _chosen_evaluation(self, curves: list[list[dict[str, Any]]]) -> int:
+        """Index of the evaluation that gives the value: the last, or where the mean over seeds is best."""
+        count = min(len(c) for c in curves)
+        if self.config.objective.value == "last":
+            return count - 1
+        means = [float(np.mean([c[i]["value"] for c in curves])) for i in range(count)]
+        return int(np.argmax(means))  # metric scores: higher is better
 
     def _resolved_config(self, params) -> dict[str, Any]:
         """Everything needed to repeat this trial, beside the stored study config."""
@@ -162,17 +215,54 @@ class TransferObjective:
         }
 
     @staticmethod
-    def _cost_attrs(ctx, runtime) -> dict[str, Any]:
-        attrs = {
-            "training_seconds": round(ctx.training_seconds, 3),
-            "samples_per_second": round(ctx.samples_per_second, 1),
+    def _cost_attrs(contexts, runtime, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Time and trained parameters, apart (source stage, target stage, baseline) and in total (the cost terms)."""
+        stages = [(stats, i == len(c.fit_stats) - 1) for c in contexts for i, stats in enumerate(c.fit_stats)]
+        target_s = sum(s.seconds for s, last in stages if last)
+        source_s = sum(s.seconds for s, last in stages if not last)
+        baseline_s = float(attrs.get("baseline_training_seconds", 0.0))
+        seen = sum(s.examples_seen for s, _ in stages)
+        trained = {
+            "target": sum(s.trained_parameters for s, last in stages if last),
+            "source": sum(s.trained_parameters for s, last in stages if not last),
+            "baseline": int(attrs.get("baseline_trained_parameters", 0)),
+        }
+        out = {
+            "training_seconds": round(target_s + source_s + baseline_s, 3),
+            "training_seconds_target": round(target_s, 3),
+            "training_seconds_source": round(source_s, 3),
+            "training_seconds_baseline": round(baseline_s, 3),
+            "samples_per_second": round(seen / (target_s + source_s), 1) if target_s + source_s > 0 else 0.0,
+            "trained_parameters": sum(trained.values()),
+            **{f"trained_parameters_{stage}": n for stage, n in trained.items()},
         }
         if runtime.device.type == "cuda":
             import torch
 
-            attrs["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-        return attrs
+            out["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        return out
 
-    def _record_partial(self, trial, ctx, runtime) -> None:
-        for key, value in self._cost_attrs(ctx, runtime).items():
-            trial.set_user_attr(key, value)
+
+def trial_seeds(seed: int, k: int) -> list[int]:
+    """The trial's own seed first (so K = 1 is the one-seed trial it always was), then K - 1 drawn from it."""
+    extra = np.random.SeedSequence(seed).generate_state(k - 1) if k > 1 else []
+    return [seed, *(int(s) % 2**31 for s in extra)]
+
+
+def mean_metrics(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Headline metrics and per-class F1 averaged over seeds; confusion matrices summed (counts over all seeds)."""
+    first = per_seed[0]
+    return {
+        **{k: float(np.mean([m[k] for m in per_seed])) for k in HEADLINE_METRICS},
+        "per_class_f1": {name: float(np.mean([m["per_class_f1"][name] for m in per_seed])) for name in first["per_class_f1"]},
+        "confusion_matrix": np.sum([m["confusion_matrix"] for m in per_seed], axis=0).tolist(),
+    }
+
+
+def mean_records(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """A strategy's own records (source accuracy, retention ...): numbers averaged over seeds, others the first seed's."""
+    out = dict(per_seed[0])
+    for key, value in per_seed[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = float(np.mean([r[key] for r in per_seed if key in r]))
+    return out

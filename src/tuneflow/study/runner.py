@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from tuneflow.transferability.candidates import CandidateScore
 
 
+PRIOR_CLAIM_TTL = 3600.0  # seconds: a worker that starts later ranks again if the first ranker never finished
+
+
 @dataclass
 class StudyPlan:
     """A study that passed every check and has not touched storage yet."""
@@ -77,6 +80,9 @@ def plan_study(
     except Exception as err:  # not a model folder, not on the hub, no network: say so in one line
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"cannot load the model's tokenizer from {model_path!r}: {first_line}", file=file, key="model.name") from None
+    from tuneflow.models.model_check import check_model
+
+    check_model(config, model_path, file=file)  # built on the meta device: LoRA targets, freeze_layers, quantization
     sampler = make_sampler(config.sampler, seed=config.seed, space=config.space, file=file)
     pruner = make_pruner(config.pruner, file=file)
     return StudyPlan(
@@ -91,36 +97,47 @@ def plan_study(
 
 
 def run_study(
-    plan: StudyPlan, *, n_trials: int | None = None, timeout: float | None = None, hooks: StudyHooks | None = None
+    plan: StudyPlan, *, n_trials: int | None = None, timeout: float | None = None, hooks: StudyHooks | None = None,
+    allow_changes: bool = False,
 ) -> "optuna.Study":
     """Open (or resume) the study and run trials. ``n_trials`` given = trials to add; else the budget's total.
 
     ``hooks`` are how a caller watches (progress, live display, dashboard note, images); none: silent.
+    ``allow_changes``: resume even though the file's contract changed (see :mod:`tuneflow.study.contract`).
     """
+    from tuneflow.study.budget import gate_for
+    from tuneflow.study.claims import OncePerStudy
     from tuneflow.study.objective import TransferObjective
+    from tuneflow.study.samplers import trial_samplers
     from tuneflow.study.storage import open_storage
     from tuneflow.study.study_record import create_or_load
     from tuneflow.study.workers import TrialLoop, budget_target
 
     hooks = hooks or StudyHooks()
     config = plan.config
-    storage = open_storage(config.storage_url(), options=config.storage_options, file=str(config.path))
+    url, file = config.storage_url(), str(config.path)
+    storage = open_storage(url, options=config.storage_options, file=file)
     study = create_or_load(config, storage=storage, sampler=plan.sampler, pruner=plan.pruner, record=plan.record,
-                           on_opened=hooks.on_study_opened)
+                           on_opened=hooks.on_study_opened, allow_changes=allow_changes)
+    once = OncePerStudy(gate_for(url, storage, study.study_name), study)
     if config.prior == "logme":
-        from tuneflow.transferability.prior import apply_prior
+        from tuneflow.transferability.prior import RANKING_ATTR, apply_prior
 
-        apply_prior(plan, study, progress=hooks.on_message)
+        # Workers starting together: one ranks, the others start trials (a dead ranker's claim lapses).
+        apply_prior(plan, study, progress=hooks.on_message,
+                    claim=lambda: once.claim("prior", done_attr=RANKING_ATTR, ttl=PRIOR_CLAIM_TTL))
     # One budget rule for `run` and every `worker` (tuneflow.study.budget): trials of all processes count.
     total, n_trials = budget_target(study, add=n_trials, total=config.budget.n_trials)
     timeout = timeout if timeout is not None else config.budget.timeout
-    objective = TransferObjective(config, target=plan.target, source=plan.source, model_path=plan.model_path, hooks=hooks)
+    objective = TransferObjective(config, target=plan.target, source=plan.source, model_path=plan.model_path, hooks=hooks,
+                                  contract=plan.record["contract"], once=once)
     progress = hooks.progress(study, n_trials) if hooks.progress is not None else None
     if progress is not None:
         progress.start()
     # A failing trial is recorded as FAIL with its reason and the study goes on; see tuneflow.study.workers.
-    loop = TrialLoop(study, storage=storage, url=config.storage_url(), options=config.storage_options,
-                     objective=objective, n_trials=total, timeout=timeout, callbacks=[progress] if progress else [])
+    loop = TrialLoop(study, storage=storage, url=url, options=config.storage_options,
+                     objective=objective, n_trials=total, timeout=timeout, callbacks=[progress] if progress else [],
+                     sampler_for=trial_samplers(config.sampler, seed=config.seed, space=config.space, file=file))
     loop.run()
     if progress is not None:
         progress.finish()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from tuneflow.config.errors import ConfigError
@@ -44,6 +45,37 @@ def make_sampler(config: SamplerConfig, *, seed: int, space=None, file: str | No
     if config.name == "grid":
         kwargs.setdefault("search_space", space.grid() if space is not None else {})
     return _construct(cls, kwargs, file=file, key="sampler.kwargs")
+
+
+# Their workers must share one seed: the grid sampler shuffles its grid with it and hands grid point k
+# to trial k; QMC walks one scrambled sequence, a sample id per trial. Both are distinct by design.
+SHARED_SEED_SAMPLERS = ("grid", "qmc")
+
+
+def stream_seed(seed: int, number: int) -> int:
+    """The seed of trial ``number``'s sampler: numpy's independent child stream ``number`` of ``seed``."""
+    import numpy as np
+
+    return int(np.random.SeedSequence(seed, spawn_key=(number,)).generate_state(1)[0])
+
+
+def trial_samplers(config: SamplerConfig, *, seed: int, space=None, file: str | None = None):
+    """``number -> sampler`` whose random stream belongs to that trial, or None (grid, qmc: one shared sampler).
+
+    With one sampler seed per process, N workers draw the same numbers and repeat each other's
+    configurations (TPE's start-up trials too). Seeding each trial's sampler from (seed, trial number)
+    makes trial k's random draws the same whichever worker runs it, and different from every other trial's.
+    """
+    if config.name in SHARED_SEED_SAMPLERS:
+        return None
+    kwargs = dict(config.kwargs)
+    base = kwargs.pop("seed", config.seed if config.seed is not None else seed)
+    unseeded = dataclasses.replace(config, kwargs=kwargs)
+
+    def sampler_for(number: int):
+        return make_sampler(dataclasses.replace(unseeded, seed=stream_seed(base, number)), seed=base, space=space, file=file)
+
+    return sampler_for
 
 
 def make_pruner(config: PrunerConfig, *, file: str | None = None):

@@ -9,6 +9,8 @@ The URL picks the storage:
   journal storage on a (shared) file. Relative paths: beside the study file, or from the working
   directory when given on the command line.
 * ``redis://host:6379/0`` (``rediss://`` for TLS) — Optuna's journal storage on Redis.
+* ``grpc://host:port`` — a ``tuneflow proxy`` (Optuna's gRPC storage proxy) in front of PostgreSQL or
+  MySQL, for fleets too large for one database connection pool each (:mod:`tuneflow.study.grpc_client`).
 
 Journal storages keep no heartbeats: ``tuneflow cleanup --older-than S`` fails a dead worker's trial.
 """
@@ -42,8 +44,26 @@ def _default_options() -> "StorageOptionsConfig":
     return StorageOptionsConfig()
 
 
+GRPC_SCHEME = "grpc://"
+
+
+def grpc_address(url: str, *, file: str | None = None) -> tuple[str, int]:
+    """(host, port) of a ``grpc://host:port`` URL."""
+    host, _, port = url[len(GRPC_SCHEME):].rstrip("/").rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"expected grpc://HOST:PORT (port 1-65535), got {redact_url(url)!r}", file=file, key="storage")
+    return host.strip("[]"), int(port)
+
+
 def check_storage_url(url: str, *, file: str | None = None) -> None:
     """Check the URL and that its driver is installed, without connecting or writing anything."""
+    if url.startswith(GRPC_SCHEME):
+        grpc_address(url, file=file)
+        try:
+            import grpc  # noqa: F401
+        except ImportError:
+            raise ConfigError(f"storage URL {redact_url(url)!r} needs grpcio (pip install 'tuneflow[grpc]')", file=file, key="storage") from None
+        return
     kind = storage_kind(url)
     if kind == "journal":
         folder = journal_path(url).parent
@@ -126,6 +146,8 @@ def open_storage(url: str, *, options: "StorageOptionsConfig | None" = None, fil
     check_storage_url(url, file=file)
     kind = storage_kind(url)
     try:
+        if url.startswith(GRPC_SCHEME):
+            return _through_proxy(url, options, file=file)
         if kind == "journal":
             return _journal_file(url, options)
         if kind == "redis":
@@ -165,14 +187,48 @@ def _rdb(url: str, options: "StorageOptionsConfig"):
 def _sqlite_creation_lock(url: str):
     from sqlalchemy.engine import make_url
 
-    from tuneflow.study.file_lock import file_lock
-
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         folder = Path(parsed.database).parent
         if os.access(folder, os.W_OK):  # a read-only folder (reading a shipped study) needs no lock
-            return file_lock(parsed.database)
+            return local_file_lock(parsed.database)
     return contextlib.nullcontext()
+
+
+def local_file_lock(path: str | Path):
+    """An exclusive lock on ``<path>.tuneflow-lock`` shared by the processes of one machine.
+
+    ``filelock.FileLock`` takes ``flock`` on Unix: the kernel releases it when its holder's file
+    descriptor closes, so a worker that dies holding it blocks nobody.
+    """
+    from filelock import FileLock
+
+    return FileLock(f"{path}.tuneflow-lock")
+
+
+def _through_proxy(url: str, options: "StorageOptionsConfig", *, file: str | None):
+    """A ``tuneflow proxy``: heartbeats and retries as the study file says, the rest from the proxy."""
+    import grpc
+
+    from tuneflow.study.grpc_client import PROTOCOL, FleetStorage
+
+    host, port = grpc_address(url, file=file)
+    storage = FleetStorage(host=host, port=port, heartbeat_interval=options.heartbeat_interval,
+                           grace_period=options.grace_period, on_stale=retry_callback(options))
+    try:
+        storage.wait_server_ready(timeout=10)
+        hello = storage.call("hello")
+    except ConnectionError:
+        raise ConfigError(f"no proxy answers at {url} (start one with `tuneflow proxy --storage URL`)", file=file, key="storage") from None
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+            raise ConfigError(f"{url} is a plain Optuna proxy: start `tuneflow proxy`, which also serves the budget lock and "
+                              "heartbeats", file=file, key="storage") from None
+        raise
+    if hello.get("protocol") != PROTOCOL:
+        raise ConfigError(f"the proxy at {url} speaks protocol {hello.get('protocol')}, this tuneflow {PROTOCOL}: "
+                          "run the same tuneflow version on both", file=file, key="storage")
+    return storage
 
 
 def _journal_file(url: str, options: "StorageOptionsConfig"):

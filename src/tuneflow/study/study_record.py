@@ -1,4 +1,4 @@
-"""Optuna samplers, pruners and studies from a study config. YAML names map to Optuna classes."""
+"""The study in storage: its resolved config record, and creating or resuming it (or opening an existing one)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ from typing import TYPE_CHECKING, Any, Callable
 from tuneflow.config.errors import ConfigError
 from tuneflow.config.storage_url import redact_url
 from tuneflow.config.study_config import StudyConfig
+from tuneflow.study.contract import (  # noqa: F401  (CONFIG_ATTR: the latest resolved study config)
+    CONFIG_ATTR,
+    TRIAL_ATTR,
+    check_and_record,
+    contract_hash,
+    contract_of,
+)
 
 if TYPE_CHECKING:
     import optuna
-
-
-CONFIG_ATTR = "tuneflow_config"  # study user attr holding the resolved study config (for export)
 
 
 def config_record(config: StudyConfig, tasks: dict[str, Any]) -> dict[str, Any]:
@@ -30,12 +34,14 @@ def config_record(config: StudyConfig, tasks: dict[str, Any]) -> dict[str, Any]:
         "pruner": _plain(dataclasses.asdict(config.pruner)),
         "budget": dataclasses.asdict(config.budget),
         "evaluation": dataclasses.asdict(config.evaluation),
+        "search_space": {name: _plain(dataclasses.asdict(spec)) for name, spec in config.space.parameters.items()},
         "seed": config.seed,
         "device": config.device,
         "compile": config.compile,
         "storage": redact_url(config.storage_url()),
         "study_file": str(config.path) if config.path else None,
     }
+    record[TRIAL_ATTR] = contract_hash(contract_of(record))  # see tuneflow.study.contract
     return record
 
 
@@ -64,9 +70,13 @@ def metric_names(config: StudyConfig) -> list[str]:
 
 def create_or_load(
     config: StudyConfig, *, storage, sampler, pruner, record: dict[str, Any],
-    on_opened: Callable[["optuna.Study", StudyConfig], None] | None = None,
+    on_opened: Callable[["optuna.Study", StudyConfig], None] | None = None, allow_changes: bool = False,
 ) -> "optuna.Study":
-    """Create the study, or resume it when it exists (``load_if_exists``)."""
+    """Create the study, or resume it when it exists (``load_if_exists``).
+
+    Resuming with a changed contract (model, tasks, objective, space, evaluation) is refused before
+    anything is written, unless ``allow_changes`` (see :mod:`tuneflow.study.contract`).
+    """
     import optuna
 
     study = optuna.create_study(
@@ -77,11 +87,10 @@ def create_or_load(
         load_if_exists=True,
         **_directions(config),
     )
+    check_and_record(study, record, allow_changes=allow_changes, file=str(config.path) if config.path else None)
     with warnings.catch_warnings():  # experimental in Optuna, stable in practice
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(metric_names(config))
-    if study.user_attrs.get(CONFIG_ATTR) != record:
-        study.set_user_attr(CONFIG_ATTR, record)
     if on_opened is not None:
         on_opened(study, config)  # e.g. the Markdown note optuna-dashboard shows (tuneflow.observe)
     return study

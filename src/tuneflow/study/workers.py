@@ -5,9 +5,12 @@
 
 1. fails trials whose worker stopped sending heartbeats (``optuna.storages.fail_stale_trials``,
    which re-queues them through the storage's retry callback);
-2. under the study's admission lock, counts the trials and asks for one if the budget allows
-   (see :mod:`tuneflow.budget`) — so N workers finish exactly ``budget.n_trials`` trials;
-3. runs it with a heartbeat thread and tells Optuna the outcome.
+2. under the study's admission lock, counts the trials and reserves one if the budget allows
+   (see :mod:`tuneflow.study.budget`) — so N workers finish exactly ``budget.n_trials`` trials;
+3. outside the lock, builds the trial on the reserved id with a sampler seeded for that trial number
+   (``sampler_for``, see :func:`tuneflow.study.samplers.trial_samplers`), so workers never repeat
+   each other's draws and a slow sampler holds nobody up;
+4. runs it with a heartbeat thread and tells Optuna the outcome.
 
 When the budget is reached but other workers still have running trials, the worker waits (with
 heartbeats on): should one of them die, its trial comes back as a waiting copy and is run here.
@@ -36,7 +39,7 @@ from typing import Any, Callable, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneflow.study.budget import AdmissionLock, TrialCount, admits
+from tuneflow.study.budget import TrialCount, gate_for
 from tuneflow.study.storage import heartbeat_settings, retry_callback
 from tuneflow.training.faults import release_memory
 
@@ -91,6 +94,7 @@ class TrialLoop:
         n_trials: int | None,
         timeout: float | None = None,
         callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+        sampler_for: Callable[[int], optuna.samplers.BaseSampler] | None = None,
     ):
         self.study = study
         self.storage = storage  # the storage open_storage returned (heartbeats are recorded through it)
@@ -98,7 +102,8 @@ class TrialLoop:
         self.n_trials = n_trials
         self.timeout = timeout
         self.callbacks = list(callbacks)
-        self.lock = AdmissionLock(url, storage, study.study_name)
+        self.gate = gate_for(url, storage, study.study_name)  # count + reservation under the study's lock
+        self.sampler_for = sampler_for  # None: the study's own sampler for every trial
         self.heartbeat = heartbeat_settings(storage)
         self.requeue = retry_callback(options)
         self.stop_signal: int | None = None
@@ -177,12 +182,16 @@ class TrialLoop:
                 optuna.storages.fail_stale_trials(self.study)
 
     def _admit(self) -> optuna.Trial | None:
-        with self.lock():
-            if not admits(TrialCount.of(self.study.get_trials(deepcopy=False)), self.n_trials):
-                return None
-            trial = self.study.ask()
+        trial_id = self.gate.reserve(self.study, self.n_trials)
+        if trial_id is None:
+            return None
         if self.heartbeat:
-            self.storage.record_heartbeat(trial._trial_id)  # Optuna's own loop beats at once, too
+            self.storage.record_heartbeat(trial_id)  # Optuna's own loop beats at once, too
+        if self.sampler_for is not None:
+            self.study.sampler = self.sampler_for(self.storage.get_trial_number_from_id(trial_id))
+        # What study.ask() does after creating the trial: samplers then read a fresh trial list.
+        self.study._thread_local.cached_all_trials = None
+        trial = optuna.Trial(self.study, trial_id)
         trial.set_user_attr("worker", worker_id())
         return trial
 

@@ -9,9 +9,9 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submod_attrs={
         "runtime": ['Runtime'],
-        "loop": ['fit', 'FitStats', 'NonFiniteLoss', 'make_optimizer', 'check_finite'],
-        "multitask": ['fit_multitask', 'TwoTaskStep', 'pooled_features'],
-        "predict": ['predict', 'head_predictions'],
+        "loop": ['fit', 'FitStats', 'NonFiniteLoss', 'check_finite', 'TwoTaskStep', 'ExtraLoss', 'pooled_features'],
+        "optimizer": ['make_optimizer'],
+        "predict": ['predict', 'Reader', 'LOGITS', 'head_reader'],
         "metrics": ['classification_metrics'],
         "faults": ['fail_reason', 'is_cuda_oom', 'release_memory'],
     },

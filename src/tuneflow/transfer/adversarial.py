@@ -1,7 +1,7 @@
 """``adversarial``: DANN — a domain classifier behind a gradient-reversal layer makes features domain-invariant.
 
 At each step the source head learns the source labels, the model's classifier the target labels, and
-a domain classifier tells target from source features through :class:`~tuneflow.mapping.losses.GradientReversal`,
+a domain classifier tells target from source features through :class:`~tuneflow.transfer.losses.GradientReversal`,
 whose coefficient follows DANN's ramp ``λ_p = λ · (2 / (1 + exp(-10 p)) - 1)`` (``λ`` = ``adversarial_weight``):
 the encoder is pushed, more and more, towards features the domain classifier cannot separate.
 """
@@ -53,9 +53,9 @@ class Adversarial(MappingStrategy):
             domain_loss = F.binary_cross_entropy_with_logits(domain_classifier(reversed_features).squeeze(-1).float(), domains)
             return source_loss + domain_loss
 
-        ctx.fit_two_tasks(
-            model, extra_loss=extra_loss, extra_modules=[source_head, domain_classifier], epochs=ctx.params.epochs,
-            lr=ctx.params.learning_rate, report=True,
+        ctx.fit(
+            model, ctx.target, source=ctx.source, extra_loss=extra_loss, extra_modules=[source_head, domain_classifier],
+            epochs=ctx.params.epochs, lr=ctx.params.learning_rate, report=True,
         )
         record_source_retention(ctx, model, source_head)
         return model

@@ -40,5 +40,8 @@ class Align(MappingStrategy):
         def extra_loss(step):
             return weight * distance(step.source_features, step.target_features)
 
-        ctx.fit_two_tasks(model, extra_loss=extra_loss, epochs=ctx.params.epochs, lr=ctx.params.learning_rate, report=True)
+        ctx.fit(
+            model, ctx.target, source=ctx.source, extra_loss=extra_loss, epochs=ctx.params.epochs,
+            lr=ctx.params.learning_rate, report=True,
+        )
         return model

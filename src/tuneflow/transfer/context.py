@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from torch import nn
@@ -12,7 +12,7 @@ from tuneflow.config.trial_params import TrialParams
 from tuneflow.data.prepared_task import PreparedTask
 from tuneflow.models.loading import new_classifier
 from tuneflow.models.methods import apply_method
-from tuneflow.training.loop import FitStats, fit
+from tuneflow.training.loop import ExtraLoss, FitStats, fit
 from tuneflow.training.metrics import classification_metrics
 from tuneflow.training.predict import predict
 from tuneflow.training.runtime import Runtime
@@ -34,6 +34,7 @@ class TransferContext:
     evaluate_every_steps: int | None = None
     report: Reporter | None = None
     model_revision: str | None = None
+    model_options: Any = None  # the study's ModelConfig: dtype, attention, gradient checkpointing, quantization
     # Filled in while the trial runs.
     fit_stats: list[FitStats] = field(default_factory=list)
     records: dict[str, Any] = field(default_factory=dict)
@@ -43,36 +44,33 @@ class TransferContext:
         import torch
 
         torch.manual_seed(self.seed)
-        return new_classifier(self.model_path, task.num_labels, self.model_revision)
+        return new_classifier(self.model_path, task.num_labels, self.model_revision,
+                              label_names=task.data.label_names, options=self.model_options)
 
     def prepare(self, model: nn.Module, *, params: TrialParams | None = None) -> nn.Module:
         """Apply the fine-tuning method (full / LoRA / head-only, freeze-k) and move to the device."""
         return apply_method(model, params or self.params).to(self.runtime.device)
 
-    def fit(self, model: nn.Module, task: PreparedTask, *, epochs: int, lr: float, report: bool) -> FitStats:
+    def fit(
+        self, model: nn.Module, task: PreparedTask, *, epochs: int, lr: float, report: bool,
+        source: PreparedTask | None = None, extra_loss: ExtraLoss | None = None, extra_modules: Sequence[nn.Module] = (),
+    ) -> FitStats:
         """Train on ``task``; with ``report=True`` evaluate the target after each epoch and report it.
 
-        Final training has no reporter: there the target stage trains without evaluating.
+        With ``source`` and ``extra_loss`` (``joint``, ``adversarial``, ``align``) a source batch goes
+        alongside each target batch and ``extra_loss`` is added (see :func:`tuneflow.training.loop.fit`);
+        reporting, and so pruning, is the same. Final training has no reporter: there the target stage
+        trains without evaluating.
         """
         arguments = self._training_arguments(model, epochs=epochs, lr=lr, report=report)
-        fit(model, task.train, **arguments)
-        return arguments["stats"]
-
-    def fit_two_tasks(
-        self, model: nn.Module, *, extra_loss, extra_modules=(), epochs: int, lr: float, report: bool
-    ) -> FitStats:
-        """Train on the target with a source batch alongside each step (see :mod:`tuneflow.multitask`).
-
-        Reports target validation exactly like :meth:`fit`, so pruning works the same way.
-        """
-        from tuneflow.training.multitask import fit_multitask
-
-        arguments = self._training_arguments(model, epochs=epochs, lr=lr, report=report)
-        fit_multitask(model, self.target.train, self.source.train, extra_loss=extra_loss, extra_modules=extra_modules, **arguments)
+        fit(
+            model, task.train, source=source.train if source is not None else None, extra_loss=extra_loss,
+            extra_modules=extra_modules, **arguments,
+        )
         return arguments["stats"]
 
     def _training_arguments(self, model: nn.Module, *, epochs: int, lr: float, report: bool) -> dict[str, Any]:
-        """What both training loops take from the trial: its hyperparameters, seed and reporter."""
+        """What the training loop takes from the trial: its hyperparameters, seed and reporter."""
         on_evaluate = None
         if report and self.report is not None:
 
@@ -89,8 +87,11 @@ class TransferContext:
             batch_size=self.params.batch_size,
             head_lr=self.params.head_learning_rate,
             lora_lr=self.params.lora_learning_rate if self.params.method == "lora" else None,
+            lora_plus_ratio=self.params.lora_plus_ratio if self.params.method == "lora" else None,
             weight_decay=self.params.weight_decay,
             warmup_ratio=self.params.warmup_ratio,
+            max_grad_norm=self.params.max_grad_norm,
+            gradient_accumulation_steps=self.params.gradient_accumulation_steps,
             seed=self.seed,
             on_evaluate=on_evaluate,
             evaluate_every_steps=self.evaluate_every_steps if on_evaluate else None,

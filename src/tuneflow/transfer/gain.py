@@ -1,14 +1,23 @@
-"""Transfer gain: a trial's target metrics minus those of a target-only baseline, and negative transfer.
+"""Transfer gain: a trial's target metrics minus those of a target-only baseline trained with the same seeds.
 
 The baseline is the ``direct`` strategy with the trial's model, target data, fine-tuning method and
-core hyperparameters (every trial parameter except the mapping and its own values). Each distinct
-baseline key is trained once and cached in the study (user attr ``transfer_baseline:<hash>``);
-the cache is checked before anything trains. A ``direct`` trial is its own baseline: it stores itself
-(when the key is new) and its gain is 0. Seed rule: a baseline run trains with the seed of the trial
-that first needs it (``seed + trial number``, the trial's own seed), so that first comparison differs
-only in the mapping; later trials with the same key reuse it rather than pay another run. Baseline
-runs never report to the trial's pruner, and their time is not the trial's ``training_seconds``.
-Two workers that need a new key at the same moment may both train it; the last write wins.
+core hyperparameters (every trial parameter except the mapping and its own values). It is cached in
+the study (user attr ``transfer_baseline:<hash>``); the cache is checked before anything trains. A
+``direct`` trial is its own baseline: it stores itself (when the key is new) and its gain is 0.
+
+Seeds (``objective.seeds: K``). With K >= 2 the key includes the seed: for each of the trial's K
+seeds the baseline trains with that same seed, so each seed gives one *paired* difference, and
+``transfer_gain`` is their mean with a t-interval over seeds. With K = 1 (the default) the key has
+no seed: the first trial that needs a key trains it with its own seed and later trials reuse it,
+and the interval is a paired bootstrap over validation rows (both models' predictions on the same
+resampled rows), which covers row noise but not seed noise. ``negative_transfer`` is true only
+when the whole interval lies below ``-negative_transfer_tolerance``.
+
+Baseline runs never report to the trial's pruner; their time and trained parameters are recorded
+in the baseline's record, and the trial counts them in its cost totals. Workers share the cache:
+given ``once`` (the study layer's claims), the first trial that needs a new key claims it in storage
+and trains it; another trial needing it meanwhile waits for that record instead of training it
+again, and ``transfer_baseline_runs`` is counted under the study's lock.
 """
 
 from __future__ import annotations
@@ -16,16 +25,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from tuneflow.config.objective_terms import weighted_objective
 from tuneflow.config.study_config import METRIC_NAMES, StudyConfig
 from tuneflow.config.trial_params import CORE_PARAMETERS, TrialParams
+from tuneflow.transfer.context import TransferContext
+from tuneflow.transfer.gain_stats import Interval, bootstrap_interval, t_interval
 
 if TYPE_CHECKING:
     import optuna
-
-    from tuneflow.transfer.context import TransferContext
 
 
 BASELINE_PREFIX = "transfer_baseline:"  # study user attr: one cached baseline per key
@@ -47,7 +59,7 @@ def baseline_enabled(config: StudyConfig) -> bool:
 
 
 def baseline_key(config: StudyConfig, params: TrialParams, *, model_path: str, target_rows: tuple[int, int]) -> dict[str, Any]:
-    """Everything the target-only baseline's result depends on (the seed aside, see the module doc)."""
+    """Everything the target-only baseline's result depends on (the seed is added with K >= 2, see the module doc)."""
     return {
         "model": config.model.name,
         "model_path": model_path,
@@ -63,57 +75,149 @@ def key_hash(key: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class RecordingContext(TransferContext):
+    """A transfer context that keeps its latest target predictions (the bootstrap pairs them row by row)."""
+
+    last_predictions: np.ndarray | None = None  # not a field: dataclasses.replace starts a copy without them
+
+    def evaluate(self, model, task):
+        from tuneflow.training.metrics import classification_metrics
+        from tuneflow.training.predict import predict
+
+        logits = predict(model, task.validation, runtime=self.runtime, pad_id=self.pad_id, batch_size=self.eval_batch_size)
+        predictions = np.argmax(logits, axis=1)
+        if task is self.target:
+            self.last_predictions = predictions
+        return classification_metrics(task.validation.labels, predictions, task.data.label_names)
+
+
+@dataclass
+class SeedResult:
+    """One seed of a trial: the chosen evaluation's metrics and predictions, and the context it trained in."""
+
+    seed: int
+    metrics: dict[str, Any]
+    predictions: np.ndarray | None
+    ctx: TransferContext
+
+
 def transfer_attrs(
-    trial: "optuna.Trial", ctx: "TransferContext", metrics: dict[str, Any], *, config: StudyConfig, model_path: str
+    trial: optuna.Trial, runs: list[SeedResult], *, config: StudyConfig, model_path: str, once: Any = None,
+    metrics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``transfer_gain`` (metric -> gain), ``transfer_gain_<metric>``, ``negative_transfer``; may train the baseline."""
+    """``transfer_gain`` (metric -> mean paired gain), its interval and p, ``negative_transfer``; may train baselines.
+
+    ``runs``: the trial's seeds (one :class:`SeedResult` each). ``metrics``: the trial's metrics (the
+    mean over seeds), only for ``transfer_gain[metric]``. ``once``: ``wait_or_claim(key, done_attr=,
+    trial=) -> bool`` and ``increment(attr)`` (the study layer's :class:`~tuneflow.study.claims.OncePerStudy`);
+    without it, one process alone is assumed.
+    """
     if not baseline_enabled(config):
         return {}
+    weights = config.objective.metric_weights()
+    paired = len(runs) > 1
+    records = [baseline_for(trial, run, config=config, model_path=model_path, once=once, seeded=paired) for run in runs]
+    attrs_of = [attr for attr, _ in records]
+    baselines = [record for _, record in records]
+    gains = {name: float(np.mean([r.metrics[name] - b["metrics"][name] for r, b in zip(runs, baselines)])) for name in METRIC_NAMES}
+    differences = [weighted_objective(r.metrics, weights) - weighted_objective(b["metrics"], weights) for r, b in zip(runs, baselines)]
+    gains[SCORE] = float(np.mean(differences))
+    interval = gain_interval(runs, baselines, differences, weights=weights, direct=runs[0].ctx.params.mapping == "direct")
+    tolerance = config.objective.negative_transfer_tolerance
+    return {
+        "transfer_gain": gains,
+        **{f"transfer_gain_{name}": value for name, value in gains.items()},
+        "transfer_gain_ci": None if interval is None else [interval.low, interval.high],
+        "transfer_gain_p": None if interval is None else interval.p,
+        "transfer_gain_interval": "none" if interval is None else interval.method,
+        "negative_transfer": interval is not None and is_negative_transfer(interval.high, tolerance),
+        "negative_transfer_evidence": negative_transfer_evidence(interval, tolerance),
+        "transfer_baseline": attrs_of[0],
+        **({"transfer_baselines": attrs_of} if paired else {}),
+        "baseline_training_seconds": round(sum(float(b.get("training_seconds", 0.0)) for b in baselines), 3)
+        if runs[0].ctx.params.mapping != "direct" else 0.0,
+        "baseline_trained_parameters": sum(int(b.get("trained_parameters", 0)) for b in baselines)
+        if runs[0].ctx.params.mapping != "direct" else 0,
+    }
+
+
+def baseline_for(trial, run: SeedResult, *, config: StudyConfig, model_path: str, once: Any, seeded: bool) -> tuple[str, dict]:
+    """The cached baseline record for ``run`` (trained now if the study has none): (attr, record)."""
+    ctx = run.ctx
     target = ctx.target
     key = baseline_key(config, ctx.params, model_path=model_path, target_rows=(len(target.train), len(target.validation)))
+    if seeded:
+        key["seed"] = run.seed
+    if config.objective.value != "last":
+        key["value"] = config.objective.value  # a best-evaluation baseline is a different number
     attr = BASELINE_PREFIX + key_hash(key)
     study = trial.study
     record = study.user_attrs.get(attr)
     if ctx.params.mapping == "direct":
+        own = _record(key, run.metrics, run.predictions, seed=run.seed, trial=trial.number, trained_by="direct trial",
+                      seconds=ctx.training_seconds, trained=sum(s.trained_parameters for s in ctx.fit_stats))
         if record is None:
-            record = _record(key, metrics, seed=ctx.seed, trial=trial.number, trained_by="direct trial", seconds=ctx.training_seconds)
-            study.set_user_attr(attr, record)
-        baseline = {name: metrics[name] for name in METRIC_NAMES}  # the trial is its own baseline
-    else:
-        if record is None:
-            base_metrics, seconds = train_baseline(ctx)
-            record = _record(key, base_metrics, seed=ctx.seed, trial=trial.number, trained_by="baseline run", seconds=seconds)
-            study.set_user_attr(attr, record)
+            study.set_user_attr(attr, own)
+        return attr, own  # the trial is its own baseline
+    if record is None and (once is None or once.wait_or_claim(attr, done_attr=attr, trial=trial.number)):
+        base_metrics, predictions, seconds, trained = train_baseline(ctx, best=config.objective.value == "best", weights=config.objective.metric_weights())
+        record = _record(key, base_metrics, predictions, seed=run.seed, trial=trial.number, trained_by="baseline run",
+                         seconds=seconds, trained=trained)
+        study.set_user_attr(attr, record)
+        if once is None:
             study.set_user_attr(RUNS_ATTR, int(study.user_attrs.get(RUNS_ATTR, 0)) + 1)
-        baseline = record["metrics"]
-    weights = config.objective.metric_weights()
-    gains = {name: float(metrics[name]) - float(baseline[name]) for name in METRIC_NAMES}
-    gains[SCORE] = weighted_objective(metrics, weights) - weighted_objective(baseline, weights)
-    return {
-        "transfer_gain": gains,
-        **{f"transfer_gain_{name}": value for name, value in gains.items()},
-        "negative_transfer": is_negative_transfer(gains[SCORE], config.objective.negative_transfer_tolerance),
-        "transfer_baseline": attr,
-    }
+        else:
+            once.increment(RUNS_ATTR)  # a read-modify-write would lose counts between workers
+    return attr, record or study.user_attrs[attr]  # trained here, or by the trial that claimed it
+
+
+def gain_interval(runs: list[SeedResult], baselines: list[dict], differences: list[float], *, weights, direct: bool) -> Interval | None:
+    """t over seeds (K >= 2), paired bootstrap over validation rows (K = 1), none for a direct trial."""
+    if direct:
+        return Interval(0.0, 0.0, 0.0, 1.0, "none")
+    if len(runs) > 1:
+        return t_interval(differences)
+    run, base = runs[0], baselines[0]
+    if run.predictions is None or base.get("predictions") is None:
+        return None  # a baseline recorded before predictions were kept
+    labels = run.ctx.target.validation.labels
+    return bootstrap_interval(labels, run.predictions, np.asarray(base["predictions"]), num_labels=run.ctx.target.num_labels,
+                              weights=weights, seed=run.seed)
 
 
 def is_negative_transfer(score_gain: float, tolerance: float) -> bool:
+    """``score_gain`` (a point, or an interval's upper end) lies below ``-tolerance``."""
     return score_gain < -tolerance
 
 
-def _record(key, metrics, *, seed: int, trial: int, trained_by: str, seconds: float) -> dict[str, Any]:
+def negative_transfer_evidence(interval: Interval | None, tolerance: float) -> str:
+    """significant: the interval lies below -tolerance; none: above it; inconclusive: it straddles (or none known)."""
+    if interval is None:
+        return "inconclusive"
+    if interval.high < -tolerance:
+        return "significant"
+    return "none" if interval.low >= -tolerance else "inconclusive"
+
+
+def _record(key, metrics, predictions, *, seed: int, trial: int, trained_by: str, seconds: float, trained: int) -> dict[str, Any]:
     return {
         "key": key,
         "metrics": {name: float(metrics[name]) for name in METRIC_NAMES},
+        "predictions": None if predictions is None else [int(p) for p in predictions],
         "seed": seed,
         "trial": trial,
         "trained_by": trained_by,
         "training_seconds": round(seconds, 3),
+        "trained_parameters": int(trained),
     }
 
 
-def train_baseline(ctx: "TransferContext") -> tuple[dict[str, Any], float]:
-    """Train ``direct`` with the trial's params and seed on a copy of its context; no reporting."""
+def train_baseline(ctx: TransferContext, *, best: bool = False, weights: dict[str, float] | None = None):
+    """Train ``direct`` with the run's params and seed on a copy of its context; nothing reaches the pruner.
+
+    Returns (metrics, validation predictions, training seconds, trained parameters). With ``best``
+    it evaluates at the trial's cadence and keeps the evaluation with the best score.
+    """
     import gc
 
     from transformers import set_seed
@@ -121,12 +225,21 @@ def train_baseline(ctx: "TransferContext") -> tuple[dict[str, Any], float]:
     from tuneflow.transfer.direct import Direct
 
     params = dataclasses.replace(ctx.params, mapping="direct", mapping_params={})
-    base_ctx = dataclasses.replace(ctx, params=params, report=None, fit_stats=[], records={})
+    curve: list[tuple[float, dict, Any]] = []
+    base_ctx = RecordingContext(**{f.name: getattr(ctx, f.name) for f in dataclasses.fields(TransferContext)})
+    base_ctx.params, base_ctx.fit_stats, base_ctx.records = params, [], {}
+    base_ctx.report = None
+    if best:
+        base_ctx.report = lambda m, _i: curve.append((weighted_objective(m, weights), m, base_ctx.last_predictions))
     set_seed(ctx.seed)
     model = Direct().run(base_ctx)
     try:
-        metrics = base_ctx.evaluate(model, base_ctx.target)
+        if curve:
+            _, metrics, predictions = max(curve, key=lambda c: c[0])
+        else:
+            metrics = base_ctx.evaluate(model, base_ctx.target)
+            predictions = base_ctx.last_predictions
     finally:
         del model
         gc.collect()
-    return metrics, base_ctx.training_seconds
+    return metrics, predictions, base_ctx.training_seconds, sum(s.trained_parameters for s in base_ctx.fit_stats)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from tuneflow.models.methods import head_state, plain_model, transplant
-from tuneflow.training.predict import head_predictions
+from tuneflow.training.predict import head_reader, predict
 
 
 def feature_size(model: nn.Module) -> int:
@@ -27,8 +27,8 @@ def feature_head(hidden: int, out: int) -> nn.Module:
 def record_source_retention(ctx, model: nn.Module, head: nn.Module) -> None:
     """``source_retention``: source validation accuracy of the source head on the final encoder."""
     data = ctx.source.validation
-    predictions = head_predictions(model, head, data, runtime=ctx.runtime, pad_id=ctx.pad_id, batch_size=ctx.eval_batch_size)
-    ctx.records["source_retention"] = float(np.mean(predictions == data.labels)) if len(data) else float("nan")
+    logits = predict(model, data, runtime=ctx.runtime, pad_id=ctx.pad_id, batch_size=ctx.eval_batch_size, reader=head_reader(head, model))
+    ctx.records["source_retention"] = float(np.mean(logits.argmax(axis=1) == data.labels)) if len(data) else float("nan")
 
 
 def label_map_head(

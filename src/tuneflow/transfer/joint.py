@@ -48,9 +48,9 @@ class Joint(MappingStrategy):
             source_loss = F.cross_entropy(source_head(step.source_features), step.source_labels)
             return scheduled_weight(weight, schedule, step.progress) * source_loss
 
-        ctx.fit_two_tasks(
-            model, extra_loss=extra_loss, extra_modules=[source_head], epochs=ctx.params.epochs,
-            lr=ctx.params.learning_rate, report=True,
+        ctx.fit(
+            model, ctx.target, source=ctx.source, extra_loss=extra_loss, extra_modules=[source_head],
+            epochs=ctx.params.epochs, lr=ctx.params.learning_rate, report=True,
         )
         record_source_retention(ctx, model, source_head)
         return model

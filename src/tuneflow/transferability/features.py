@@ -71,34 +71,33 @@ def encoder_features(
     device: "str | torch.device" = "auto",
 ) -> np.ndarray:
     """Pooled features from an in-memory encoder (a base model, or a classifier whose base model is used)."""
-    import torch
-
-    from tuneflow.data.batching import bucketed_batches, collate
+    from tuneflow.training.predict import Reader
 
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    from tuneflow.models.architectures import ensure_pad_token, pooled_features
+
     base = getattr(encoder, "base_model", encoder)  # a classifier -> its encoder; a base model -> itself
-    runtime = _runtime(device)
-    base = base.to(runtime.device).eval()
-    data = _encode(tokenizer, texts, pairs, max_length)
-    pad_id = tokenizer.pad_token_id or 0
-    chunks, order = [], []
-    with torch.no_grad():
-        for index in bucketed_batches(data.lengths, batch_size, shuffle=False):
-            batch = collate(data, index, pad_id=pad_id, device=runtime.device)
-            batch.pop("labels")
-            hidden = base(**batch).last_hidden_state.float()
-            if pooling == "cls":
-                pooled = hidden[:, 0]
-            else:  # mean over real tokens: padding must not dilute short rows
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
-            chunks.append(pooled.cpu().numpy())
-            order.append(index)
-    out = np.empty((len(data), chunks[0].shape[1] if chunks else 0), dtype=np.float32)
-    if chunks:
-        out[np.concatenate(order)] = np.concatenate(chunks)
-    return out
+    ensure_pad_token(tokenizer)
+    if getattr(base.config, "pad_token_id", None) is None:
+        base.config.pad_token_id = tokenizer.pad_token_id  # causal pooling finds the last real token by it
+
+    def pick(outputs, batch):
+        if pooling == "cls":  # the token the family's head reads: [CLS], or a causal model's last real token
+            return pooled_features(base, outputs.last_hidden_state, batch["input_ids"]).float()
+        return _pool(outputs.last_hidden_state, batch["attention_mask"], pooling)
+
+    reader = Reader(pick)
+    return _predict(base, tokenizer, texts, pairs, reader, max_length=max_length, batch_size=batch_size, device=device)
+
+
+def _pool(hidden: "torch.Tensor", mask: "torch.Tensor", pooling: Pooling) -> "torch.Tensor":
+    hidden = hidden.float()
+    if pooling == "cls":
+        return hidden[:, 0]
+    # Mean over real tokens: padding must not dilute short rows.
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
 def head_probabilities(
@@ -112,16 +111,25 @@ def head_probabilities(
     device: "str | torch.device" = "auto",
 ) -> np.ndarray:
     """Softmax outputs of an in-memory sequence classifier (its head is the 'source' head of LEEP)."""
-    from tuneflow.training.predict import predict
+    from tuneflow.training.predict import LOGITS
 
-    runtime = _runtime(device)
-    model = model.to(runtime.device)
-    logits = predict(
-        model, _encode(tokenizer, texts, pairs, max_length), runtime=runtime, pad_id=tokenizer.pad_token_id or 0, batch_size=batch_size
-    ).astype(np.float64)
+    logits = _predict(model, tokenizer, texts, pairs, LOGITS, max_length=max_length, batch_size=batch_size, device=device)
+    logits = logits.astype(np.float64)  # LEEP takes logs of these: softmax in double precision
     logits -= logits.max(axis=1, keepdims=True)
     probs = np.exp(logits)
     return probs / probs.sum(axis=1, keepdims=True)
+
+
+def _predict(model: "nn.Module", tokenizer, texts, pairs, reader, *, max_length: int, batch_size: int, device) -> np.ndarray:
+    """One full-precision pass of ``model`` over the texts with :func:`tuneflow.training.predict.predict`."""
+    from tuneflow.models.architectures import ensure_pad_token
+    from tuneflow.training.predict import predict
+
+    runtime = _runtime(device)
+    data = _encode(tokenizer, texts, pairs, max_length)
+    model = model.to(runtime.device)
+    ensure_pad_token(tokenizer)  # a decoder's tokenizer pads with its EOS token, as in training
+    return predict(model, data, runtime=runtime, pad_id=tokenizer.pad_token_id, batch_size=batch_size, reader=reader)
 
 
 def _encode(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None, max_length: int):

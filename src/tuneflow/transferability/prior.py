@@ -61,12 +61,14 @@ def store_and_enqueue(study, ranking: list[CandidateScore], space, *, by: str) -
     return trials
 
 
-def apply_prior(plan: "StudyPlan", study, *, progress=None) -> list[dict[str, Any]]:
+def apply_prior(plan: "StudyPlan", study, *, progress=None, claim=None) -> list[dict[str, Any]]:
     """``prior: logme``: rank the candidates once per study, record the scores, enqueue the best first.
 
     A resumed study that already holds scores is left as it is (ranking again would re-enqueue).
+    ``claim() -> bool`` (the study layer's claim in storage) says whether this worker is the one to
+    rank when several start together; the others go straight to their trials.
     """
-    if RANKING_ATTR in study.user_attrs:
+    if RANKING_ATTR in study.user_attrs or (claim is not None and not claim()):
         return []
     config = plan.config
     path = str(config.directory / config.prior_candidates) if config.prior_candidates else None
