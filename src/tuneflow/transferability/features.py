@@ -85,16 +85,14 @@ def encoder_features(
     def pick(outputs, batch):
         if pooling == "cls":  # the token the family's head reads: [CLS], or a causal model's last real token
             return pooled_features(base, outputs.last_hidden_state, batch["input_ids"]).float()
-        return _pool(outputs.last_hidden_state, batch["attention_mask"], pooling)
+        return _mean_pool(outputs.last_hidden_state, batch["attention_mask"])
 
     reader = Reader(pick)
     return _predict(base, tokenizer, texts, pairs, reader, max_length=max_length, batch_size=batch_size, device=device)
 
 
-def _pool(hidden: "torch.Tensor", mask: "torch.Tensor", pooling: Pooling) -> "torch.Tensor":
+def _mean_pool(hidden: "torch.Tensor", mask: "torch.Tensor") -> "torch.Tensor":
     hidden = hidden.float()
-    if pooling == "cls":
-        return hidden[:, 0]
     # Mean over real tokens: padding must not dilute short rows.
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
