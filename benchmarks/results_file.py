@@ -18,3 +18,11 @@ def replace_section(start: str, end: str, body: str, path: Path = RESULTS) -> No
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
+
+
+def publish(start: str, end: str, section: str, *, write: bool) -> None:
+    """Print the section; with ``write`` (a reference run, not ``--quick``) also put it in RESULTS.md."""
+    print("\n" + section)
+    if write:
+        replace_section(start, end, section)
+        print("\nwrote the section to benchmarks/RESULTS.md")

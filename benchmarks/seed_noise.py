@@ -27,7 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from results_file import replace_section
+from results_file import publish
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -154,10 +154,7 @@ def main() -> int:
     results = {name: run_pair(name, args, runtime, model_path, tokenizer) for name in args.pairs}
     summaries = {name: summarise(r) for name, r in results.items()}
     section = render(results, summaries, args)
-    print("\n" + section)
-    if not args.quick:
-        replace_section(START, END, section)
-        print("\nwrote the section to benchmarks/RESULTS.md")
+    publish(START, END, section, write=not args.quick)
     return 0
 
 

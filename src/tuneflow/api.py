@@ -42,20 +42,23 @@ def validate(path: PathLike, *, data_root: str | None = None) -> list[str]:
     from tuneflow.study.runner import uses_source
     from tuneflow.study.samplers import make_pruner, make_sampler
     from tuneflow.study.storage import check_storage_url
+    from tuneflow.study.warm_start import check_warm_starts
 
     config = load_config(path, data_root=data_root)
     file = str(path)
     check_storage_url(config.storage_url(), file=file)
+    warm_lines = check_warm_starts(config, file=file)  # earlier studies: opened read-only
     make_sampler(config.sampler, seed=config.seed, space=config.space, file=file)
     make_pruner(config.pruner, file=file)
-    from tuneflow.models.checkpoint_info import resolve_model_path
-    from tuneflow.models.model_check import check_checkpoint
+    from tuneflow.study.model_candidates import check_checkpoints
+    from tuneflow.study.runner import source_keys
 
-    check_checkpoint(config, resolve_model_path(config.model, config.directory), file=file)  # torch-free
+    models = check_checkpoints(config, file=file)  # torch-free, each model candidate
     lines = [f"{file}: OK", f"  study {config.name!r}, {len(config.space.parameters)} parameters from {config.space.source}"]
-    keys = ["target"] + (["source"] if config.source is not None and uses_source(config) else [])
-    for key in keys:
-        task = resolve_task(getattr(config, key), data_root=config.data_root, base_dir=config.directory)
+    lines += models if config.model.candidates else []
+    tasks = {"target": config.target, **(source_keys(config) if uses_source(config) else {})}
+    for key, task in tasks.items():
+        task = resolve_task(task, data_root=config.data_root, base_dir=config.directory)
         if task.hub is not None:
             lines.append(f"  {key} {task.name!r}: hub dataset {task.hub.path!r} (not read by validate; use --data-root for offline files)")
             continue
@@ -67,7 +70,7 @@ def validate(path: PathLike, *, data_root: str | None = None) -> list[str]:
             f"  {key} {data.name!r}: {data.num_labels} labels, train {len(data.train)}, validation {len(data.validation)}"
             f"{' (carved from train)' if data.validation_carved else ''}"
         )
-    return lines
+    return lines + warm_lines
 
 
 def run(

@@ -37,7 +37,8 @@ def test_run_records_trials_and_user_attrs(make_study, run_cli):
         assert attrs["seed"] == trial.number  # study seed 0 + trial number
         assert attrs["device"] == "cpu"
         assert len(attrs["history"]) == attrs["params"]["epochs"]  # one report per epoch
-        assert trial.intermediate_values.keys() == set(range(attrs["params"]["epochs"]))
+        epochs = attrs["params"]["epochs"]  # the pruner's step: percent of the schedule done
+        assert trial.intermediate_values.keys() == {round(100 * (e + 1) / epochs) for e in range(epochs)}
         assert 0 < attrs["trainable_parameters"] <= attrs["total_parameters"]
     assert study.user_attrs["tuneflow_config"]["target"]["name"] == "topics"
 

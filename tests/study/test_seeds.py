@@ -49,7 +49,7 @@ def test_k_seeds_give_a_mean_value_a_paired_gain_and_a_running_mean_to_the_prune
     # One evaluation per seed; the pruner saw seed 0's value, then the mean of both at the same point.
     values = [h["value"] for h in a["history"]]
     assert [h["seed"] for h in a["history"]] == a["seeds"]
-    assert trial.intermediate_values == pytest.approx({0: values[0], 1: np.mean(values)})
+    assert trial.intermediate_values == pytest.approx({100: values[0], 200: np.mean(values)})  # + 100 per seed
     # A paired baseline per seed, each trained with that seed; the gain is the mean paired difference.
     baselines = {k: v for k, v in study.user_attrs.items() if k.startswith(BASELINE_PREFIX)}
     assert sorted(r["seed"] for r in baselines.values()) == sorted(a["seeds"]) and study.user_attrs["transfer_baseline_runs"] == 2
@@ -79,6 +79,22 @@ def test_one_seed_gain_has_a_bootstrap_interval_over_validation_rows(make_study,
     assert a["negative_transfer_evidence"] in {"significant", "inconclusive", "none"}
     # head_only + sequential: the source stage trained the whole encoder, the deployed model only its head.
     assert a["trained_parameters_source"] > 10 * a["trainable_parameters"] == 10 * a["trained_parameters_target"]
+
+
+def test_paired_baseline_with_one_seed_trains_each_trials_baseline_with_its_own_seed(make_study, run_cli):
+    study_file = make_study(search_space=_space(method="head_only"), budget={"n_trials": 2},
+                            objective={"weights": {"f1": 1.0}, "paired_baseline": True})
+    assert run_cli("run", study_file)[0] == 0
+    study = _study(study_file)
+    baselines = {k: v for k, v in study.user_attrs.items() if k.startswith(BASELINE_PREFIX)}
+    trials = study.trials
+    # Same core configuration in both trials: shared, they would reuse one baseline; paired, each has its own seed's.
+    assert sorted(r["seed"] for r in baselines.values()) == sorted(t.user_attrs["seed"] for t in trials) == [0, 1]
+    assert study.user_attrs["transfer_baseline_runs"] == 2
+    for t in trials:
+        a = t.user_attrs
+        assert a["transfer_baseline_paired"] is True and baselines[a["transfer_baseline"]]["seed"] == a["seed"]
+        assert a["transfer_gain_interval"] == "bootstrap"  # one seed: the interval is over validation rows
 
 
 def test_schedule_steps_meet_at_the_same_share_of_the_schedule(make_study, run_cli):

@@ -52,6 +52,7 @@ def steps():
         seen.append({
             "lr": optimizer.param_groups[0]["lr"],
             "grads": [None if p.grad is None else p.grad.detach().clone() for p in params],
+            "params": params,  # the tensors themselves, to tell which weight a gradient belongs to
         })
 
     handle = register_optimizer_step_pre_hook(record)
@@ -130,10 +131,16 @@ def test_two_micro_batches_of_8_step_like_one_batch_of_16(tiny_model_dir, tokeni
     assert (grad_norm(one) > 0.1) if not max_grad_norm else (grad_norm(one) == pytest.approx(0.05, rel=1e-3))
     for a, b in zip(one["grads"], two["grads"]):
         torch.testing.assert_close(a, b, atol=1e-7, rtol=1e-4)
-    # AdamW's first step moves each weight by about lr (1e-3) whatever the gradient's size, so float
-    # noise in gradients that are ~0 in theory (attention key biases) shows: agree to 1% of one step.
+    # AdamW's first step moves each weight by about lr (1e-3) whatever the gradient's size, so where the
+    # gradient is 0 in exact arithmetic (attention key biases: softmax ignores a per-row shift) float noise
+    # picks the direction; those gradients were compared above. Every other weight agrees to 1% of a step.
+    noise_only = {id(p) for p, g in zip(one["params"], one["grads"]) if g is not None and float(g.abs().max()) < 1e-6}
+    compared = 0
     for (name, a), (_, b) in zip(whole.named_parameters(), accumulated.named_parameters()):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=0, msg=name)
+        if id(a) not in noise_only:
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=0, msg=name)
+            compared += 1
+    assert compared > len(noise_only) and all("key.bias" in n for n, p in whole.named_parameters() if id(p) in noise_only)
 
 
 def test_a_short_last_group_averages_over_its_own_micro_batches(tiny_model_dir, tokenizer, steps):

@@ -248,7 +248,7 @@ def test_prior_trials_follow_the_ranking_within_the_space():
     from tuneflow.config.search_space import SearchSpace
 
     def score(name: str, source: bool, value: float, study_model: bool = True) -> CandidateScore:
-        candidate = Candidate(name, "m", "/m", None, "cls", source, study_model)
+        candidate = Candidate(name, "m", "/m", None, "cls", "src" if source else None, "m" if study_model else None)
         return CandidateScore(candidate, value, None, 0.0, 10, 4)
 
     ranking = [score("other", False, 3.0, study_model=False), score("tuned", True, 2.0), score("plain", False, 1.0)]

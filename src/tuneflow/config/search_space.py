@@ -42,6 +42,10 @@ class StrategyDeclaration(Protocol):
 StrategyLookup = Callable[[str], StrategyDeclaration]
 
 
+# Trial parameters that pick a source task / model candidate by name (tuneflow.config.choice_params).
+CHOICE_PARAMETERS = ("source", "model")
+
+
 def shipped_search_space_names() -> list[str]:
     return sorted(p.name for p in (resources.files("tuneflow.config") / SEARCH_SPACE_DIR).iterdir() if p.name.endswith(".yaml"))
 
@@ -205,7 +209,7 @@ class SearchSpace:
 
         mapping_spec = self.parameters.get("mapping")
         mappings = list(mapping_spec.possible_values() or ()) if mapping_spec else ["direct"]
-        known = set(CORE_PARAMETERS)
+        known = set(CORE_PARAMETERS) | set(CHOICE_PARAMETERS)  # source / model: tuneflow.config.choice_params
         for name in mappings:
             try:
                 strategy = strategies(name)
@@ -218,7 +222,7 @@ class SearchSpace:
                     if value not in allowed:
                         message = unknown_name_message(f"{name} {param}", value, map(str, allowed))
                         raise ConfigError(message, file=self.source, key=f"parameters.{param}")
-            if strategy.needs_source and config.source is None:
+            if strategy.needs_source and not config.source_tasks:
                 raise ConfigError(
                     f"mapping {name!r} trains on a source task, but the study has no 'source'", file=str(study_file), key="source"
                 )

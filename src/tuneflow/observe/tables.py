@@ -73,6 +73,11 @@ def format_table(trials: list[FrozenTrial], *, confirmed: dict[int, dict] | None
         columns[-1:-1] = [(name, _spread(fn, confirmed)) for name, fn in SPREAD_COLUMNS]
     if confirmed:
         columns[1] = ("value", lambda t: f"{confirmed[t.number]['value']:.4f}*" if t.number in confirmed else format_values(t.values))
+    method = [name for name, _ in columns].index("method") + 1
+    if any("model" in t.params for t in trials):  # the study searched over model candidates
+        columns.insert(method, ("model", lambda t: str(t.user_attrs.get("model") or "-")))
+    if any(t.user_attrs.get("source") for t in trials):  # the source task each transfer trial used
+        columns.insert(method, ("source", lambda t: str(t.user_attrs.get("source") or "-")))
     header = [name for name, _ in columns]
     rows = [[fn(t) for _, fn in columns] for t in trials]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]

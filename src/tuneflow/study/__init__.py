@@ -26,5 +26,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "results": ['ranked_trials', 'is_pareto', 'state_counts'],
         "export": ['export_trials', 'write_export', 'load_export', 'FinalConfig'],
         "final_training": ['train_final'],
+        "warm_start": ['check_warm_starts', 'apply_warm_starts', 'fit_to_space', 'best_first'],
     },
 )

@@ -9,7 +9,8 @@ of each contract is kept as the study user attr ``tuneflow_contract:<hash>`` (fo
 Resuming a study with a file whose contract differs is refused, naming the changed keys, unless
 ``allow_changes``: then the new contract is recorded and ``tuneflow_contract_changes`` says from which
 trial on, and what changed (the HTML report shows it). Sampler, pruner, budget, storage options,
-device and the like may change freely: they change how trials are found, not what a value means.
+device, ``warm_start`` and the like may change freely: they change how trials are found, not what a
+value means (a warm start only enqueues configurations; adding one to a running study is allowed).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ CONFIG_ATTR = "tuneflow_config"  # study user attr holding the latest resolved s
 def contract_of(record: dict[str, Any]) -> dict[str, Any]:
     """The contract part of a config record (see :func:`tuneflow.study.study_record.config_record`)."""
     contract = {key: record.get(key) for key in CONTRACT_KEYS}
+    if record.get("sources"):  # several sources (only then, so one-source studies keep their hash)
+        contract["sources"] = record["sources"]
     # The evaluation batch size changes no value, only memory and speed; the schedule changes what is reported.
     contract["evaluation"] = {"every_n_steps": (record.get("evaluation") or {}).get("every_n_steps")}
     return contract

@@ -20,6 +20,7 @@ from tuneflow.config.study_config import (
 )
 from tuneflow.study.contract import CONFIG_ATTR, record_for
 from tuneflow.study.results import confirmed, ranked_trials
+from tuneflow.study.trial_choices import trial_model, trial_source
 
 EXPORT_FORMAT = 1
 
@@ -82,8 +83,8 @@ def export_trials(study: optuna.Study, top_k: int = 1) -> dict[str, Any]:
                 "value": trial.values[0] if len(trial.values) == 1 else None,
                 "values": list(trial.values) if len(trial.values) > 1 else None,
                 "validation_metrics": {k: trial.user_attrs[k] for k in ("accuracy", "precision", "recall", "f1") if k in trial.user_attrs},
-                "model": record["model"],
-                "source": record["source"] if _needs_source(trial.user_attrs["params"]) else None,
+                "model": trial_model(record, trial.user_attrs),  # the trial's model candidate
+                "source": trial_source(record, trial.user_attrs) if _needs_source(trial.user_attrs["params"]) else None,
                 "target": record["target"],
                 "params": trial.user_attrs["params"],
                 "seed": trial.user_attrs.get("seed", record["seed"]),

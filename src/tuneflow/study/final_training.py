@@ -98,6 +98,8 @@ def train_final(final: FinalConfig, out_dir: Path, *, file: str | None = None) -
         "total_parameters": total,
         "device": str(runtime.device),
         "seed": final.seed,
+        "model": final.model.display_label,  # the study's model candidate (and source) this configuration chose
+        "source": final.source.name if source is not None else None,
         "params": params.as_dict(),
         **ctx.records,
     }

@@ -17,12 +17,15 @@ from typing import Any
 import numpy as np
 import optuna
 
+from tuneflow.config.choice_params import restrict_choices
 from tuneflow.config.objective_terms import objective_value, weighted_objective
 from tuneflow.config.study_config import StudyConfig
 from tuneflow.data.tasks import TaskData
 from tuneflow.study.hooks import StudyHooks
+from tuneflow.study.trial_inputs import TrialInputs
 from tuneflow.transfer.base import get_strategy, resolve_params
 from tuneflow.transfer.gain import transfer_attrs
+from tuneflow.transferability.source_choice import KEPT_SOURCES_ATTR  # written by prior_keep
 
 # Metrics copied into user attrs under their own names (so dashboards and `best` can show them).
 HEADLINE_METRICS = ("accuracy", "precision", "recall", "f1")
@@ -34,41 +37,57 @@ class TransferObjective:
     def __init__(
         self, config: StudyConfig, *, target: TaskData, source: TaskData | None, model_path: str,
         hooks: StudyHooks | None = None, contract: str | None = None, once: Any = None,
+        sources: dict[str, TaskData] | None = None, models: dict[str, str] | None = None,
     ):
+        """``sources`` (name -> task) and ``models`` (label -> path): all of them; default: ``source`` and ``model_path``."""
         self.config = config
         self.contract = contract  # hash of what gives the value its meaning (tuneflow.study.contract)
         self.once = once  # claims in storage, so workers train each transfer baseline once (tuneflow.study.claims)
         self.target_data = target
-        self.source_data = source
+        choices = config.model.choices
+        self.inputs = TrialInputs(  # per model candidate and source, tokenised on first use (tuneflow.study.trial_inputs)
+            target=target, sources=sources if sources is not None else ({source.name: source} if source else {}),
+            models=models or {next(iter(choices)): model_path}, model_configs=choices)
         self.model_path = model_path
         self.hooks = hooks or StudyHooks()  # live display and per-trial images, when someone watches
         self.weights = config.objective.normalised_weights()
         self.metric_weights = config.objective.metric_weights()  # what each evaluation reports
-        self._prepared: tuple[Any, Any, Any, Any] | None = None
+        self._runtime: Any = None
 
-    def _prepare(self):
-        """Tokenizer, runtime and tokenised tasks, once per process (never per trial)."""
-        if self._prepared is None:
-            from tuneflow.data.prepared_task import PreparedTask
-            from tuneflow.models.loading import load_tokenizer
-            from tuneflow.training.runtime import Runtime
+    @classmethod
+    def for_plan(cls, plan, **kwargs: Any) -> "TransferObjective":
+        """The objective of a :class:`~tuneflow.study.runner.StudyPlan`: all its sources and model candidates."""
+        return cls(plan.config, target=plan.target, source=plan.source, model_path=plan.model_path,
+                   sources=plan.sources, models=plan.models, **kwargs)
 
-            tokenizer = load_tokenizer(self.model_path, self.config.model.revision)
-            length = self.config.model.max_length
-            target = PreparedTask.build(self.target_data, tokenizer, length)
-            source = PreparedTask.build(self.source_data, tokenizer, length) if self.source_data else None
-            self._prepared = (tokenizer, Runtime.pick(self.config.device, compile=self.config.compile), target, source)
-        return self._prepared
+    def _choose(self, trial: optuna.Trial) -> tuple[Any, str, str | None]:
+        """Sample the trial's values: (params, model candidate label, source name or None)."""
+        kept = getattr(getattr(trial, "study", None), "user_attrs", {}).get(KEPT_SOURCES_ATTR)
+        values = restrict_choices(self.config.space, "source", kept).suggest(trial)  # the prior may drop sources
+        label = values.pop("model", None) or self.inputs.first_model
+        source = values.pop("source", None)
+        params = resolve_params(values)
+        needs = get_strategy(params.mapping).needs_source
+        return params, label, (source or self.inputs.first_source) if needs else None
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         from transformers import set_seed
 
         from tuneflow.models.methods import count_parameters
         from tuneflow.training.loop import NonFiniteLoss
+        from tuneflow.training.runtime import Runtime
         from tuneflow.transfer.gain import RecordingContext, SeedResult
 
-        tokenizer, runtime, target, source = self._prepare()
-        params = resolve_params(self.config.space.suggest(trial))
+        params, label, source_name = self._choose(trial)
+        trial.set_user_attr("model", label)
+        trial.set_user_attr("source", source_name)
+        if self._runtime is None:
+            self._runtime = Runtime.pick(self.config.device, compile=self.config.compile)
+        runtime, candidate = self._runtime, self.inputs.model(label)
+        trial.set_user_attr("model_path", candidate.path)
+        tokenizer, target, source = candidate.tokenizer, candidate.target, self.inputs.source(label, source_name)
+        # The study as this trial sees it: its model candidate (so the baseline's key is that model's).
+        config = self.config.for_model(candidate.config) if self.config.model.candidates else self.config
         seed = self.config.seed + trial.number
         seeds = trial_seeds(seed, self.config.objective.seeds)
         trial.set_user_attr("seed", seed)
@@ -77,7 +96,7 @@ class TransferObjective:
             trial.set_user_attr("contract", self.contract)
         trial.set_user_attr("params", params.as_dict())
         trial.set_user_attr("device", str(runtime.device))
-        trial.set_user_attr("config", self._resolved_config(params))
+        trial.set_user_attr("config", self._resolved_config(params, candidate, source_name))
         history: list[dict[str, Any]] = []
         curves: list[list[dict[str, Any]]] = []  # per seed, per evaluation: metrics, value, progress, predictions
         contexts: list[Any] = []
@@ -119,9 +138,9 @@ class TransferObjective:
             for j, run_seed in enumerate(seeds):
                 set_seed(run_seed)  # python, numpy, torch (and CUDA)
                 ctx = RecordingContext(
-                    params=params, model_path=self.model_path, model_revision=self.config.model.revision,
+                    params=params, model_path=candidate.path, model_revision=candidate.config.revision,
                     target=target, source=source, runtime=runtime, pad_id=tokenizer.pad_token_id, seed=run_seed,
-                    model_options=self.config.model,  # dtype, attention, checkpointing, quantization
+                    model_options=candidate.config,  # dtype, attention, checkpointing, quantization
                     eval_batch_size=self.config.evaluation.batch_size,
                     evaluate_every_steps=self.config.evaluation.every_n_steps,
                 )
@@ -150,7 +169,7 @@ class TransferObjective:
                 **mean_records([c.records for c in contexts]),
             }
             runs = [SeedResult(s, p["metrics"], p["predictions"], c) for s, p, c in zip(seeds, picked, contexts)]
-            attrs.update(transfer_attrs(trial, runs, config=self.config, model_path=self.model_path, once=self.once, metrics=metrics))
+            attrs.update(transfer_attrs(trial, runs, config=config, model_path=candidate.path, once=self.once, metrics=metrics))
             attrs.update(self._cost_attrs(contexts, runtime, attrs))
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
@@ -201,13 +220,14 @@ class TransferObjective:
         means = [float(np.mean([c[i]["value"] for c in curves])) for i in range(count)]
         return int(np.argmax(means))  # metric scores: higher is better
 
-    def _resolved_config(self, params) -> dict[str, Any]:
+    def _resolved_config(self, params, candidate, source_name: str | None) -> dict[str, Any]:
         """Everything needed to repeat this trial, beside the stored study config."""
         return {
-            "model": self.config.model.name,
-            "model_path": self.model_path,
-            "max_length": self.config.model.max_length,
-            "source": self.source_data.name if self.source_data else None,
+            "model": candidate.config.name,
+            "model_label": candidate.label,
+            "model_path": candidate.path,
+            "max_length": candidate.config.max_length,
+            "source": source_name,
             "target": self.target_data.name,
             "target_train_rows": len(self.target_data.train),
             "target_validation_rows": len(self.target_data.validation),

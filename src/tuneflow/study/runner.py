@@ -7,7 +7,7 @@ opened, so a rejected study writes nothing.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tuneflow.config.errors import ConfigError
@@ -27,7 +27,11 @@ PRIOR_CLAIM_TTL = 3600.0  # seconds: a worker that starts later ranks again if t
 
 @dataclass
 class StudyPlan:
-    """A study that passed every check and has not touched storage yet."""
+    """A study that passed every check and has not touched storage yet.
+
+    ``source`` / ``model_path``: the first source and model candidate (one-source, one-model code);
+    ``sources`` (name -> task) and ``models`` (label -> path) hold all of them, in file order.
+    """
 
     config: StudyConfig
     target: TaskData
@@ -36,6 +40,8 @@ class StudyPlan:
     sampler: Any
     pruner: Any
     record: dict[str, Any]
+    sources: dict[str, TaskData] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
 
 
 def uses_source(config: StudyConfig) -> bool:
@@ -54,10 +60,11 @@ def plan_study(
     study_name: str | None = None,
 ) -> StudyPlan:
     """Load and check the study file (or take a loaded config), its data, the model's tokenizer, sampler and pruner."""
-    from tuneflow.models.loading import load_tokenizer, resolve_model_path
+    from tuneflow.study.model_candidates import check_models
     from tuneflow.study.samplers import make_pruner, make_sampler
     from tuneflow.study.storage import check_storage_url
     from tuneflow.study.study_record import config_record
+    from tuneflow.study.warm_start import check_warm_starts
 
     if isinstance(path_or_config, StudyConfig):
         config, file = path_or_config, str(path_or_config.path)
@@ -65,35 +72,38 @@ def plan_study(
         config = load_config(path_or_config, data_root=data_root, storage=storage, study_name=study_name)
         file = str(path_or_config)  # errors name the file as the user typed it
     check_storage_url(config.storage_url(), file=file)
+    check_warm_starts(config, file=file)  # earlier studies exist (read only): before this study's storage is touched
     resolved = {"target": resolve_task(config.target, data_root=config.data_root, base_dir=config.directory)}
-    if config.source is not None and uses_source(config):
-        resolved["source"] = resolve_task(config.source, data_root=config.data_root, base_dir=config.directory)
+    if uses_source(config):
+        # Every source is read and checked now (a bad file fails before storage); trials tokenise them lazily.
+        for key, task in source_keys(config).items():
+            resolved[key] = resolve_task(task, data_root=config.data_root, base_dir=config.directory)
     try:
         tasks = {key: load_task(task, key=key, seed=config.seed) for key, task in resolved.items()}
     except ConfigError as err:
         raise err.at(file=file) from None
-    model_path = resolve_model_path(config.model, config.directory)
-    try:
-        load_tokenizer(model_path, config.model.revision)
-    except ConfigError as err:
-        raise err.at(file=file, key_prefix="model.name") from None
-    except Exception as err:  # not a model folder, not on the hub, no network: say so in one line
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"cannot load the model's tokenizer from {model_path!r}: {first_line}", file=file, key="model.name") from None
-    from tuneflow.models.model_check import check_model
-
-    check_model(config, model_path, file=file)  # built on the meta device: LoRA targets, freeze_layers, quantization
+    models = check_models(config, file=file)  # each candidate: tokenizer, LoRA targets, freeze_layers, quantization
+    sources = {resolved[key].name: data for key, data in tasks.items() if key != "target"}  # file order
     sampler = make_sampler(config.sampler, seed=config.seed, space=config.space, file=file)
     pruner = make_pruner(config.pruner, file=file)
     return StudyPlan(
         config=config,
         target=tasks["target"],
-        source=tasks.get("source"),
-        model_path=model_path,
+        source=next(iter(sources.values()), None),
+        model_path=next(iter(models.values())),
         sampler=sampler,
         pruner=pruner,
         record=config_record(config, resolved),
+        sources=sources,
+        models=models,
     )
+
+
+def source_keys(config: StudyConfig) -> dict[str, Any]:
+    """Key path -> source task: ``source`` for the one-source form, ``sources[i]`` for the list."""
+    if config.source is not None:
+        return {"source": config.source}
+    return {f"sources[{i}]": task for i, task in enumerate(config.sources)}
 
 
 def run_study(
@@ -123,14 +133,17 @@ def run_study(
     if config.prior == "logme":
         from tuneflow.transferability.prior import RANKING_ATTR, apply_prior
 
-        # Workers starting together: one ranks, the others start trials (a dead ranker's claim lapses).
+        # Workers starting together: one ranks, the others start trials (a dead ranker's claim lapses);
+        # with prior_keep they wait for the ranking instead, since it decides the sources trials sample.
         apply_prior(plan, study, progress=hooks.on_message,
                     claim=lambda: once.claim("prior", done_attr=RANKING_ATTR, ttl=PRIOR_CLAIM_TTL))
+    from tuneflow.study.warm_start import apply_warm_starts
+
+    apply_warm_starts(config, study, once=once, message=hooks.on_message)  # once per study, like the prior
     # One budget rule for `run` and every `worker` (tuneflow.study.budget): trials of all processes count.
     total, n_trials = budget_target(study, add=n_trials, total=config.budget.n_trials)
     timeout = timeout if timeout is not None else config.budget.timeout
-    objective = TransferObjective(config, target=plan.target, source=plan.source, model_path=plan.model_path, hooks=hooks,
-                                  contract=plan.record["contract"], once=once)
+    objective = TransferObjective.for_plan(plan, hooks=hooks, contract=plan.record["contract"], once=once)
     progress = hooks.progress(study, n_trials) if hooks.progress is not None else None
     if progress is not None:
         progress.start()
@@ -144,13 +157,15 @@ def run_study(
     return study
 
 
-def record_ranking(plan: StudyPlan, ranking: list["CandidateScore"]) -> list[dict[str, Any]]:
-    """Open (or create) the study, store the scores and enqueue the prior trials once."""
+def record_ranking(plan: StudyPlan, ranking: list["CandidateScore"]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Open (or create) the study, store the scores, apply ``prior_keep``, enqueue the prior trials once."""
     from tuneflow.study.storage import open_storage
     from tuneflow.study.study_record import create_or_load
     from tuneflow.transferability.prior import store_and_enqueue
+    from tuneflow.transferability.source_choice import DROPPED_SOURCES_ATTR
 
     config = plan.config
     storage = open_storage(config.storage_url(), options=config.storage_options, file=str(config.path))
     study = create_or_load(config, storage=storage, sampler=plan.sampler, pruner=plan.pruner, record=plan.record)
-    return store_and_enqueue(study, ranking, config.space, by="tuneflow rank")
+    enqueued = store_and_enqueue(study, ranking, config.space, by="tuneflow rank", plan=plan)
+    return enqueued, study.user_attrs.get(DROPPED_SOURCES_ATTR)  # prior_keep's choice, if it made one

@@ -23,11 +23,15 @@ if TYPE_CHECKING:
 
 def config_record(config: StudyConfig, tasks: dict[str, Any]) -> dict[str, Any]:
     """The resolved study config stored with the study (password-free, data paths absolute)."""
+    from tuneflow.config.model_config import model_record
+
+    sources = [_plain(dataclasses.asdict(task)) for key, task in tasks.items() if key != "target"]  # file order
     record = {
         "name": config.name,
         "description": config.description,
-        "model": dataclasses.asdict(config.model),
-        "source": _plain(dataclasses.asdict(tasks["source"])) if tasks.get("source") else None,
+        "model": _plain(model_record(config.model)),  # the plain form's keys as before candidates existed
+        "source": sources[0] if sources else None,  # the first source (the only one, in the one-source form)
+        **({"sources": sources} if config.sources else {}),
         "target": _plain(dataclasses.asdict(tasks["target"])),
         "objective": _plain(dataclasses.asdict(config.objective)),
         "sampler": _plain(dataclasses.asdict(config.sampler)),

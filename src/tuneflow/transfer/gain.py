@@ -115,7 +115,9 @@ def transfer_attrs(
     if not baseline_enabled(config):
         return {}
     weights = config.objective.metric_weights()
-    paired = len(runs) > 1
+    # Paired: each seed's baseline trains with that seed. Off by default with one seed, where one shared
+    # baseline per key is far cheaper (its bootstrap interval then covers row noise, not seed noise).
+    paired = config.objective.paired_baseline if config.objective.paired_baseline is not None else len(runs) > 1
     records = [baseline_for(trial, run, config=config, model_path=model_path, once=once, seeded=paired) for run in runs]
     attrs_of = [attr for attr, _ in records]
     baselines = [record for _, record in records]
@@ -133,6 +135,7 @@ def transfer_attrs(
         "negative_transfer": interval is not None and is_negative_transfer(interval.high, tolerance),
         "negative_transfer_evidence": negative_transfer_evidence(interval, tolerance),
         "transfer_baseline": attrs_of[0],
+        "transfer_baseline_paired": paired,
         **({"transfer_baselines": attrs_of} if paired else {}),
         "baseline_training_seconds": round(sum(float(b.get("training_seconds", 0.0)) for b in baselines), 3)
         if runs[0].ctx.params.mapping != "direct" else 0.0,

@@ -11,7 +11,8 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "scores": ['logme', 'leep'],
         "features": ['extract_features', 'encoder_features', 'head_probabilities'],
         "candidates": ['CandidatesConfig', 'CandidateScore', 'load_candidates', 'default_candidates'],
-        "ranking": ['rank_candidates', 'format_ranking'],
-        "prior": ['apply_prior', 'prior_trials', 'RANKING_ATTR'],
+        "ranking": ['rank_candidates', 'format_ranking', 'tune_on_source'],
+        "prior": ['apply_prior', 'prior_trials', 'RANKING_ATTR', 'PriorWaitTimeout'],
+        "source_choice": ['choose_sources', 'source_scores', 'format_source_choice', 'KEPT_SOURCES_ATTR', 'DROPPED_SOURCES_ATTR'],
     },
 )

@@ -1,7 +1,7 @@
 """``tuneflow rank``: score candidate encoders for a study by transferability before spending trials on it.
 
-A candidate is a model, a pooling of its last layer (``cls`` or ``mean``) and whether it is first
-fine-tuned briefly on the study's source task. Each is scored on a capped, stratified sample of
+A candidate is a model, a pooling of its last layer (``cls`` or ``mean``) and the source task it
+is first fine-tuned on briefly, if any. Each is scored on a capped, stratified sample of
 the target's *training* rows (never validation or test, which selection and the final report own):
 LogME on its pooled features, and LEEP from its source head when it has one. Scores are cheap
 (one forward pass, plus the short source fine-tune) and only rank; they do not replace trials.
@@ -11,14 +11,17 @@ A candidates file (``--candidates FILE.yaml``) looks like::
     rows: 1000                      # target training rows scored
     source_tuning: {rows: 1000, epochs: 1, learning_rate: 1.0e-4}
     candidates:
-      - {pooling: [cls, mean]}                      # the study's model, as pretrained
-      - {pooling: [cls, mean], source: true}        # ... fine-tuned on the study's source first
+      - {pooling: [cls, mean]}                      # the study's model(s), as pretrained
+      - {pooling: [cls, mean], source: true}        # ... fine-tuned on each source of the study first
+      - {pooling: cls, source: sst2}                # ... on the source named sst2 only
       - {model: bert-base-uncased, pooling: mean}   # another encoder
 
-Without one, the study's model is ranked with both poolings, and also source-fine-tuned when the
-study has a source task. ``prior_trials`` turns the ranking into trials to enqueue first
-(source-fine-tuned -> ``mapping: sequential``, pretrained -> ``mapping: direct``), and
-``record_scores`` keeps the scores with the study.
+``model`` left out means every model candidate of the study (``plan.models``; one for the plain
+``model: {name: X}`` form); a label of one of them picks it. Without a file, every study model is
+ranked with both poolings, as pretrained and fine-tuned on each source of the study: the ranking
+then orders (source, model) pairs too. ``prior_trials`` turns the ranking into trials to enqueue
+first (source-fine-tuned -> ``mapping: sequential`` with that ``source``, pretrained -> ``mapping:
+direct``; ``model`` when the study has several), and ``record_scores`` keeps the scores with the study.
 """
 
 from __future__ import annotations
@@ -73,9 +76,10 @@ class SourceTuning:
 class CandidateSpec:
     """One entry of ``candidates``: a model and pooling(s), optionally source-fine-tuned first."""
 
-    model: str | None = _help("hub id, local directory or 'package:NAME'; default: the study's model", None)
+    model: str | None = _help("hub id, local directory, 'package:NAME' or a study model's label; default: every study model", None)
     pooling: PoolingName | tuple[PoolingName, ...] = _help("'cls', 'mean', or a list of both", "cls")
-    source: bool = _help("fine-tune on the study's source task first (then LEEP is scored too)", False)
+    source: bool | str = _help("fine-tune on a source task first (then LEEP is scored too): a source's name, "
+                               "or true for each source of the study", False)
     name: str | None = _help("label in the ranking (suffixed /POOLING for several poolings)", None)
 
     def __post_init__(self):
@@ -86,6 +90,8 @@ class CandidateSpec:
             raise ConfigError("poolings must be distinct", key="pooling")
         if self.name is not None and not self.name.strip():
             raise ConfigError("must not be empty", key="name")
+        if isinstance(self.source, str) and not self.source.strip():
+            raise ConfigError("name a source of the study, or true for each", key="source")
 
     @property
     def poolings(self) -> tuple[str, ...]:
@@ -122,8 +128,16 @@ class Candidate:
     model_path: str
     revision: str | None
     pooling: str
-    source: bool
-    study_model: bool  # the study's own model (only those can be turned into trials)
+    source_name: str | None  # the source task it was fine-tuned on first, if any
+    model_label: str | None  # its label in plan.models when it is one of the study's models (only those become trials)
+
+    @property
+    def source(self) -> bool:
+        return self.source_name is not None
+
+    @property
+    def study_model(self) -> bool:
+        return self.model_label is not None
 
     @property
     def kind(self) -> str:
@@ -148,7 +162,8 @@ class CandidateScore:
             "kind": c.kind,
             "model": c.model,
             "pooling": c.pooling,
-            "source": c.source,
+            "source": c.source_name,
+            "model_label": c.model_label,
             "logme": self.logme,
             "leep": self.leep,
             "seconds": round(self.seconds, 3),
@@ -170,48 +185,90 @@ def load_candidates(path: str | Path) -> CandidatesConfig:
 
 
 def default_candidates(plan: "StudyPlan") -> CandidatesConfig:
-    """The study's model with cls and mean pooling; also source-fine-tuned when the study has a source."""
+    """Every study model with cls and mean pooling, as pretrained and fine-tuned on each source of the study."""
     specs = [CandidateSpec(pooling=("cls", "mean"))]
-    if plan.config.source is not None:
+    if source_names(plan):
         specs.append(CandidateSpec(pooling=("cls", "mean"), source=True))
     return CandidatesConfig(candidates=tuple(specs))
 
 
-def resolve_candidates(plan: "StudyPlan", spec: CandidatesConfig, *, file: str | None = None) -> list[Candidate]:
-    """One :class:`Candidate` per (entry, pooling); models located and their tokenizers loaded once."""
-    from tuneflow.config.study_config import ModelConfig
-    from tuneflow.models.loading import load_tokenizer, resolve_model_path
+def source_names(plan: "StudyPlan") -> list[str]:
+    """The study's source tasks by name, in file order (all of them, whether or not the space trains on them)."""
+    return [task.name for task in plan.config.source_tasks]
 
-    config = plan.config
-    base_dir = Path(file).parent if file else config.directory
-    where = file or str(config.path or "")
+
+def study_models(plan: "StudyPlan") -> dict[str, Any]:
+    """Label -> (the candidate's ModelConfig, resolved path) of every model of the study, in file order."""
+    choices = plan.config.model.choices
+    paths = plan.models or {next(iter(choices)): plan.model_path}
+    return {label: (choices[label], path) for label, path in paths.items()}
+
+
+def resolve_candidates(plan: "StudyPlan", spec: CandidatesConfig, *, file: str | None = None) -> list[Candidate]:
+    """One :class:`Candidate` per (entry, model, source, pooling); models located and their tokenizers loaded once."""
+    where = file or str(plan.config.path or "")
+    models, sources = study_models(plan), source_names(plan)
+    several_models = len(models) > 1
     candidates: list[Candidate] = []
     seen: dict[str, str] = {}
     for i, entry in enumerate(spec.candidates):
         key = f"candidates[{i}]"
-        study_model = entry.model is None or entry.model == config.model.name
-        if study_model:
-            model, path, revision = config.model.name, plan.model_path, config.model.revision
-        else:
-            model, revision = entry.model, None
-            try:
-                path = resolve_model_path(ModelConfig(name=model), base_dir)
-                load_tokenizer(path)
-            except ConfigError as err:
-                raise ConfigError(err.message, file=where, key=f"{key}.model") from None
-            except Exception as err:  # not a model folder, not on the hub, no network: one line
-                first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise ConfigError(f"cannot load the tokenizer of {model!r}: {first_line}", file=where, key=f"{key}.model") from None
-        if entry.source and config.source is None:
-            raise ConfigError("source: true needs a study with a 'source' task", file=where, key=f"{key}.source")
-        kind = f"{config.source.name}-tuned" if entry.source else PRETRAINED
-        for pooling in entry.poolings:
-            if entry.name is None:
-                name = f"{kind}/{pooling}" + ("" if study_model else f"@{model}")
-            else:
-                name = entry.name if len(entry.poolings) == 1 else f"{entry.name}/{pooling}"
-            if name in seen:
-                raise ConfigError(f"candidate {name!r} is also {seen[name]}; give it a distinct name", file=where, key=f"{key}.name")
-            seen[name] = key
-            candidates.append(Candidate(name, model, path, revision, pooling, entry.source, study_model))
+        picked = _entry_models(plan, entry, models, file=file, where=where, key=key)
+        for source in _entry_sources(entry, sources, where=where, key=key):
+            kind = f"{source}-tuned" if source else PRETRAINED
+            for label, model, path, revision in picked:
+                for pooling in entry.poolings:
+                    if entry.name is None:
+                        suffix = (f"@{label}" if several_models else "") if label else f"@{model}"
+                        name = f"{kind}/{pooling}{suffix}"
+                    else:
+                        parts = [entry.name] + [p for p, many in ((source, entry.source is True and len(sources) > 1),
+                                                                 (label, entry.model is None and several_models),
+                                                                 (pooling, len(entry.poolings) > 1)) if many]
+                        name = "/".join(parts)
+                    if name in seen:
+                        raise ConfigError(f"candidate {name!r} is also {seen[name]}; give it a distinct name", file=where, key=f"{key}.name")
+                    seen[name] = key
+                    candidates.append(Candidate(name, model, path, revision, pooling, source, label))
     return candidates
+
+
+def _entry_sources(entry: CandidateSpec, sources: list[str], *, where: str, key: str) -> list[str | None]:
+    """The source each of the entry's candidates is fine-tuned on first (None: as pretrained)."""
+    if entry.source is False:
+        return [None]
+    if not sources:
+        raise ConfigError(f"source: {_yaml(entry.source)} needs a study with a 'source' (or 'sources') task", file=where, key=f"{key}.source")
+    if entry.source is True:
+        return list(sources)
+    if entry.source not in sources:
+        from tuneflow.config.registry import unknown_name_message
+
+        raise ConfigError(unknown_name_message("source", entry.source, sources), file=where, key=f"{key}.source")
+    return [entry.source]
+
+
+def _yaml(value: Any) -> str:
+    return "true" if value is True else str(value)
+
+
+def _entry_models(plan, entry: CandidateSpec, models: dict[str, Any], *, file, where: str, key: str) -> list[tuple]:
+    """(label or None, model as written, resolved path, revision) of each model the entry scores."""
+    from tuneflow.config.study_config import ModelConfig
+    from tuneflow.models.loading import load_tokenizer, resolve_model_path
+
+    if entry.model is None:  # every model of the study
+        return [(label, config.name, path, config.revision) for label, (config, path) in models.items()]
+    for label, (config, path) in models.items():
+        if entry.model in (label, config.name):
+            return [(label, config.name, path, config.revision)]
+    base_dir = Path(file).parent if file else plan.config.directory
+    try:
+        path = resolve_model_path(ModelConfig(name=entry.model), base_dir)
+        load_tokenizer(path)
+    except ConfigError as err:
+        raise ConfigError(err.message, file=where, key=f"{key}.model") from None
+    except Exception as err:  # not a model folder, not on the hub, no network: one line
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"cannot load the tokenizer of {entry.model!r}: {first_line}", file=where, key=f"{key}.model") from None
+    return [(None, entry.model, path, None)]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable
 
 from tuneflow.config.errors import ConfigError
 from tuneflow.transferability.candidates import (
     CandidatesConfig,
     CandidateScore,
+    SourceTuning,
     resolve_candidates,
 )
 
@@ -53,23 +55,35 @@ def rank_candidates(
     )
     from tuneflow.transferability.scores import leep, logme
 
+    from tuneflow.transferability.candidates import study_models
+
     candidates = resolve_candidates(plan, spec, file=file)
     config = plan.config
-    source = _source_data(plan) if any(c.source for c in candidates) else None
+    sources = {name: _source_data(plan, name) for name in dict.fromkeys(c.source_name for c in candidates if c.source)}
+    models = study_models(plan)
     runtime = Runtime.pick(config.device)
-    length = spec.max_length or config.model.max_length
     sample = sample_rows(plan.target.train, spec.rows, config.seed)
     say = progress or (lambda line: None)
     say(f"scoring {len(candidates)} candidate(s) on {len(sample)} target training rows ({runtime.device})")
-    tuned: dict[tuple[str, str | None], tuple[Any, float, float]] = {}  # one source fine-tune per model
-    leeps: dict[tuple[str, str | None], float] = {}
+
+    def length_of(candidate) -> int:  # a study model's own max_length (candidates may differ); another encoder: the study's
+        return spec.max_length or (models[candidate.model_label][0] if candidate.study_model else config.model).max_length
+
+    def tune_key(candidate) -> tuple:
+        return (candidate.model_path, candidate.revision, candidate.source_name, length_of(candidate))
+
+    tuned: dict[tuple, tuple[Any, float, float]] = {}  # one fine-tune per (model, source), whatever the pooling
+    uses = Counter(tune_key(c) for c in candidates if c.source)  # candidates left per fine-tune: free it after the last
+    leeps: dict[tuple, float] = {}
     scores = []
     for candidate in candidates:
         tokenizer = load_tokenizer(candidate.model_path, candidate.revision)
+        length = length_of(candidate)
         common = dict(max_length=length, batch_size=spec.batch_size, device=runtime.device)
         source_seconds = source_accuracy = leep_score = None
         if candidate.source:
-            key = (candidate.model_path, candidate.revision)
+            key = tune_key(candidate)
+            source = sources[candidate.source_name]
             if key not in tuned:
                 say(f"  fine-tuning {candidate.model} on {source.name} ({min(spec.source_tuning.rows, len(source.train))} rows)")
                 tuned[key] = _tune_on_source(plan, candidate, source, sample, tokenizer, spec, runtime, length)
@@ -79,6 +93,10 @@ def rank_candidates(
             if key not in leeps:  # the head is the same whatever the pooling
                 leeps[key] = leep(head_probabilities(model, tokenizer, sample.texts, sample.pairs, **common), sample.labels)
             leep_score = leeps[key]
+            uses[key] -= 1
+            if not uses[key]:
+                tuned[key] = (None, source_seconds, source_accuracy)
+            del model
         else:
             started = time.perf_counter()
             features = extract_features(
@@ -94,22 +112,39 @@ def rank_candidates(
     return sorted(scores, key=lambda s: s.logme, reverse=True)
 
 
-def _source_data(plan: "StudyPlan") -> "TaskData":
-    """The study's source task; loaded here when the search space itself never trains on it."""
-    if plan.source is not None:
+def _source_data(plan: "StudyPlan", name: str) -> "TaskData":
+    """The study's source task ``name``; loaded here when the search space itself never trains on it."""
+    if name in plan.sources:
+        return plan.sources[name]
+    if plan.source is not None and plan.source.name == name:
         return plan.source
     from tuneflow.data.tasks import load_task, resolve_task
 
     config = plan.config
-    task = resolve_task(config.source, data_root=config.data_root, base_dir=config.directory)
+    tasks = config.source_tasks
+    index = next(i for i, t in enumerate(tasks) if t.name == name)
+    key = "source" if config.source is not None else f"sources[{index}]"
+    task = resolve_task(tasks[index], data_root=config.data_root, base_dir=config.directory)
     try:
-        return load_task(task, key="source", seed=config.seed)
+        return load_task(task, key=key, seed=config.seed)
     except ConfigError as err:
         raise err.at(file=str(config.path)) from None
 
 
 def _tune_on_source(plan, candidate, source, sample, tokenizer, spec, runtime, length) -> tuple[Any, float, float]:
-    """(classifier fine-tuned on capped source rows, training seconds, source validation accuracy)."""
+    return tune_on_source(candidate.model_path, source, plan.target, sample, tokenizer, spec.source_tuning, runtime=runtime,
+                          length=length, seed=plan.config.seed, revision=candidate.revision, eval_batch_size=spec.batch_size)
+
+
+def tune_on_source(
+    model_path: str, source: "TaskData", target: "TaskData", sample: "TextSplit", tokenizer, tuning: "SourceTuning", *,
+    runtime, length: int, seed: int, revision: str | None = None, eval_batch_size: int = 64,
+) -> tuple[Any, float, float]:
+    """(classifier fine-tuned on capped ``source`` rows, training seconds, source validation accuracy).
+
+    The short fine-tune behind a source-fine-tuned candidate, through the trials' own
+    TransferContext (full fine-tune, AdamW); ``sample`` is the scored target rows.
+    """
     from transformers import set_seed
 
     from tuneflow.config.trial_params import TrialParams
@@ -117,25 +152,24 @@ def _tune_on_source(plan, candidate, source, sample, tokenizer, spec, runtime, l
     from tuneflow.data.prepared_task import PreparedTask
     from tuneflow.transfer.context import TransferContext
 
-    tuning, seed = spec.source_tuning, plan.config.seed
     rows = dataclasses.replace(
         source, train=sample_rows(source.train, tuning.rows, seed), validation=sample_rows(source.validation, tuning.rows, seed)
     )
     # The target side of the context is only the scored sample: nothing is evaluated on it here.
-    target = PreparedTask(data=plan.target, train=encode(tokenizer, sample, length), validation=encode(tokenizer, sample, length))
+    prepared_target = PreparedTask(data=target, train=encode(tokenizer, sample, length), validation=encode(tokenizer, sample, length))
     params = TrialParams(
         learning_rate=tuning.learning_rate, batch_size=tuning.batch_size, epochs=tuning.epochs, method="full", mapping="sequential"
     )
     ctx = TransferContext(
         params=params,
-        model_path=candidate.model_path,
-        model_revision=candidate.revision,
-        target=target,
+        model_path=model_path,
+        model_revision=revision,
+        target=prepared_target,
         source=PreparedTask.build(rows, tokenizer, length),
         runtime=runtime,
         pad_id=tokenizer.pad_token_id or 0,
         seed=seed,
-        eval_batch_size=spec.batch_size,
+        eval_batch_size=eval_batch_size,
     )
     set_seed(seed)
     model = ctx.prepare(ctx.new_model(ctx.source))

@@ -1,0 +1,74 @@
+"""Before a study starts: every model candidate resolves, its tokenizer loads, and the space fits it.
+
+One model or several (``model: {candidates: [...]}``), the same checks run for each, and an error
+names the candidate's key (``model.candidates[1].name``) so the user knows which one is wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tuneflow.config.errors import ConfigError
+from tuneflow.config.study_config import StudyConfig
+
+
+def check_models(config: StudyConfig, *, file: str) -> dict[str, str]:
+    """Label -> resolved model path of each candidate (file order), after its tokenizer and model checks."""
+    from tuneflow.models.loading import resolve_model_path
+    from tuneflow.models.model_check import check_model
+
+    paths: dict[str, str] = {}
+    for i, (label, model) in enumerate(config.model.choices.items()):
+        prefix = f"model.candidates[{i}]" if config.model.candidates else "model"
+        path = resolve_model_path(model, config.directory)
+        check_tokenizer(path, model.revision, file=file, key=f"{prefix}.name")
+        try:
+            # Built on the meta device: LoRA targets, freeze_layers, quantization, against this candidate.
+            check_model(config.for_model(model) if config.model.candidates else config, path, file=file)
+        except ConfigError as err:
+            raise candidate_error(err, prefix, label) from None
+        paths[label] = path
+    return paths
+
+
+def check_checkpoints(config: StudyConfig, *, file: str) -> list[str]:
+    """The torch-free check of each local candidate (``tuneflow validate``); one summary line per candidate."""
+    from tuneflow.models.checkpoint_info import resolve_model_path
+    from tuneflow.models.model_check import check_checkpoint
+
+    lines = []
+    for i, (label, model) in enumerate(config.model.choices.items()):
+        path = resolve_model_path(model, config.directory)
+        if config.model.candidates and Path(path).is_dir():  # a local candidate: its tokenizer too (hub ids: at run)
+            check_tokenizer(path, model.revision, file=file, key=f"model.candidates[{i}].name")
+        try:
+            check_checkpoint(config.for_model(model) if config.model.candidates else config, path, file=file)
+        except ConfigError as err:
+            raise candidate_error(err, f"model.candidates[{i}]" if config.model.candidates else "model", label) from None
+        lines.append(f"  model {label!r}: {path}")
+    return lines
+
+
+def check_tokenizer(path: str, revision: str | None, *, file: str, key: str) -> None:
+    from tuneflow.models.loading import load_tokenizer
+
+    try:
+        load_tokenizer(path, revision)
+    except ConfigError as err:
+        raise err.at(file=file, key_prefix=key) from None
+    except Exception as err:  # not a model folder, not on the hub, no network: say so in one line
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"cannot load the model's tokenizer from {path!r}: {first_line}", file=file, key=key) from None
+
+
+def candidate_error(err: ConfigError, prefix: str, label: str) -> ConfigError:
+    """A model check's error for one candidate: ``model.X`` keys move under the candidate's key, and a
+    search-space error (the same key for every candidate) says which candidate it is about."""
+    if prefix == "model":
+        return err
+    key, message = err.key, err.message
+    if key and key.startswith("model."):
+        key = f"{prefix}.{key[len('model.'):]}"
+    else:
+        message = f"model candidate {label!r}: {message}"
+    return ConfigError(message, file=err.file, key=key)
