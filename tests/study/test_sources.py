@@ -55,6 +55,7 @@ def test_two_sources_are_both_sampled_with_gains_against_one_baseline(two_source
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'tiny.db'}")
     trials = {t.user_attrs["source"]: t for t in study.trials}
     assert sorted(trials) == ["sentiment", "topics2"]  # the grid over `source` visits both
+    assert " from sentiment " in err and " from topics2 " in err  # the progress lines name each trial's source
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials.values())
     assert {name: t.params["source"] for name, t in trials.items()} == {"sentiment": "sentiment", "topics2": "topics2"}
     # Each trial trained on its own source: only topics2 shares label names with the target.

@@ -60,6 +60,8 @@ class ProgressPrinter:
             outcome = f"failed: {trial.user_attrs.get('fail_reason', 'see log')}"
         params = trial.user_attrs.get("params", {})
         what = f"{params.get('mapping', '?')}/{params.get('method', '?')}"
+        if trial.user_attrs.get("source"):  # several sources: which one this trial transferred from
+            what += f" from {trial.user_attrs['source']}"
         self._print(
             f"[{done}{of}] trial {trial.number} {what} {outcome} | "
             f"complete {self.counts['COMPLETE']}, pruned {self.counts['PRUNED']}, failed {self.counts['FAIL']} | "
