@@ -180,15 +180,7 @@ def measure_sampler(sampler: str, scope: str, url: str, *, workers: int, trials:
     ctx = mp.get_context("fork")
     start, out = ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=_sampler_worker, args=(url, name, i, trials, sampler, scope, start, out)) for i in range(workers)]
-    for p in procs:
-        p.start()
-    time.sleep(3.0)
-    began = time.perf_counter()
-    start.set()
-    samples = [t for _ in procs for t in out.get()]
-    wall = time.perf_counter() - began
-    for p in procs:
-        p.join()
+    samples, wall = race(procs, start, out)
     study = optuna.load_study(study_name=name, storage=open_storage(url))
     trials_done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     distinct = len({tuple(sorted(t.params.items())) for t in trials_done})
@@ -199,6 +191,20 @@ def measure_sampler(sampler: str, scope: str, url: str, *, workers: int, trials:
         "distinct_configurations": distinct, "wall_s": round(wall, 2), "admissions_per_s": round(len(samples) / wall, 2),
         "median_ms": round(float(np.median(arr)), 1), "p95_ms": round(float(np.percentile(arr, 95)), 1),
     }
+
+
+def race(procs, start, out) -> tuple[list[float], float]:
+    """Start the worker processes, let them import and connect, then release them together: (samples, wall s)."""
+    for p in procs:
+        p.start()
+    time.sleep(3.0)  # let every process import and connect before the clock starts
+    began = time.perf_counter()
+    start.set()
+    samples = [t for _ in procs for t in out.get()]
+    wall = time.perf_counter() - began
+    for p in procs:
+        p.join()
+    return samples, wall
 
 
 def start_proxy(url: str, threads: int = 10) -> tuple[subprocess.Popen, str]:
@@ -237,15 +243,7 @@ def measure(mode: str, url: str, *, workers: int, trials: int) -> dict:
         procs = [ctx.Process(target=_optuna_worker, args=(url, name, i, shares[i], start, out)) for i in range(workers)]
     else:
         procs = [ctx.Process(target=_tuneflow_worker, args=(url, name, i, trials, start, out)) for i in range(workers)]
-    for p in procs:
-        p.start()
-    time.sleep(3.0)  # let every process import and connect before the clock starts
-    began = time.perf_counter()
-    start.set()
-    samples = [t for _ in procs for t in out.get()]
-    wall = time.perf_counter() - began
-    for p in procs:
-        p.join()
+    samples, wall = race(procs, start, out)
     study = optuna.load_study(study_name=name, storage=open_storage(url))
     finished = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
     optuna.delete_study(study_name=name, storage=open_storage(url))

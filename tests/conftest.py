@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+# The many-worker fixtures (worker_study, pg_study_names) live beside the helpers that spawn workers.
+pytest_plugins = ["worker_processes"]
+
 REPO = Path(__file__).resolve().parents[1]
 
 

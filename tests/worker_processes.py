@@ -1,8 +1,8 @@
 """Real ``tuneflow worker`` / ``launch`` processes for the many-worker tests, and what they share.
 
 Worker processes start through ``BOOT``, which first imports ``fault_strategies`` (test-only mapping
-strategies); the servers are the local PostgreSQL and Redis. A test module that wants the fixtures
-imports them by name (``from worker_processes import worker_study``).
+strategies); the servers are the local PostgreSQL and Redis. Its fixtures (``worker_study``,
+``pg_study_names``) reach every test through ``pytest_plugins`` in the root conftest.py.
 """
 
 from __future__ import annotations

@@ -13,14 +13,12 @@ from tuneflow.config.study_config import StorageOptionsConfig
 from tuneflow.study.budget import gate_for
 from tuneflow.study.claims import OncePerStudy, claim_of
 from tuneflow.study.storage import open_storage
-from worker_processes import (  # noqa: F401  (pg_study_names, worker_study: fixtures)
+from worker_processes import (
     PG_URL,
     assert_exactly,
     finish,
-    pg_study_names,
     spawn,
     unique,
-    worker_study,
 )
 
 pytestmark = pytest.mark.postgres

@@ -11,15 +11,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from worker_processes import (  # noqa: F401  (pg_study_names, worker_study: fixtures)
+from worker_processes import (
     PG_URL,
     WAIT,
     assert_exactly,
     finish,
-    pg_study_names,
     spawn,
     wait_for_running_trial,
-    worker_study,
 )
 
 pytest.importorskip("grpc")

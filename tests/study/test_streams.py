@@ -12,13 +12,11 @@ from tuneflow.study.budget import AdmissionLock
 from tuneflow.study.samplers import trial_samplers
 from tuneflow.study.storage import open_storage
 from tuneflow.study.workers import TrialLoop
-from worker_processes import (  # noqa: F401  (pg_study_names, worker_study: fixtures)
+from worker_processes import (
     PG_URL,
     assert_exactly,
     finish,
-    pg_study_names,
     spawn,
-    worker_study,
 )
 
 

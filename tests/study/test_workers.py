@@ -26,7 +26,6 @@ from worker_processes import (
     WAIT,
     assert_exactly,
     finish,
-    pg_study_names,  # noqa: F401  (fixture)
     spawn,
     wait_for_running_trial,
     worker_study,  # noqa: F401  (fixture)

@@ -7,13 +7,11 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import TARGET_WORDS, _rows, write_csv
-from worker_processes import (  # noqa: F401  (pg_study_names, worker_study: fixtures)
+from worker_processes import (
     PG_URL,
     assert_exactly,
     finish,
-    pg_study_names,
     spawn,
-    worker_study,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
