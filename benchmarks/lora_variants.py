@@ -24,9 +24,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from results_file import (
-    replace_section,  # benchmarks/ is on sys.path when run as a script
-)
+from one_configuration import train_once  # benchmarks/ is on sys.path when run as a script
+from results_file import publish
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 START, END = "<!-- lora-variants:start -->", "<!-- lora-variants:end -->"
@@ -57,7 +56,6 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     import transformers
-    from transformers import set_seed
 
     from tuneflow.config.study_config import TaskConfig
     from tuneflow.data.prepared_task import PreparedTask
@@ -65,8 +63,6 @@ def main() -> int:
     from tuneflow.models.loading import load_tokenizer, new_classifier
     from tuneflow.models.packaged import packaged_model_dir
     from tuneflow.training.runtime import Runtime
-    from tuneflow.transfer.base import get_strategy, resolve_params
-    from tuneflow.transfer.context import TransferContext
 
     transformers.logging.set_verbosity_error()
     if args.quick:
@@ -86,22 +82,16 @@ def main() -> int:
     for label, own in VARIANTS:
         f1s, seconds = [], []
         for seed in range(args.seeds):
-            params = resolve_params({**shared, **own})
-            last: dict = {}
-            set_seed(seed)
-            ctx = TransferContext(params=params, model_path=model_path, target=target, source=None, runtime=runtime,
-                                  pad_id=tokenizer.pad_token_id, seed=seed, report=lambda m, i, last=last: last.update(m))
             started = time.perf_counter()
-            get_strategy("direct")().run(ctx)
+            last = train_once({**shared, **own}, seed, target=target, source=None, runtime=runtime, model_path=model_path,
+                              tokenizer=tokenizer)
             seconds.append(time.perf_counter() - started)
             f1s.append(last["f1"])
         sd = statistics.stdev(f1s) if len(f1s) > 1 else 0.0
         rows.append((label, statistics.mean(f1s), sd, statistics.mean(seconds)))
         print(f"  {label}: F1 {rows[-1][1]:.3f} ± {sd:.3f}, {rows[-1][3]:.1f} s", flush=True)
     table = render(rows, args, str(runtime.device))
-    print(table)
-    if not args.no_write:
-        replace_section(START, END, table)
+    publish(START, END, table, write=not args.no_write)
     return 0
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+from one_configuration import train_once
 from results_file import publish
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -65,12 +66,8 @@ def pair_tasks(name: str, args):
 
 
 def run_pair(name: str, args, runtime, model_path, tokenizer) -> dict:
-    from transformers import set_seed
-
     from tuneflow.config.objective_terms import weighted_objective
     from tuneflow.data.prepared_task import PreparedTask
-    from tuneflow.transfer.base import get_strategy, resolve_params
-    from tuneflow.transfer.context import TransferContext
 
     target_data, source_data = pair_tasks(name, args)
     target = PreparedTask.build(target_data, tokenizer, args.max_length)
@@ -78,14 +75,10 @@ def run_pair(name: str, args, runtime, model_path, tokenizer) -> dict:
     scores: dict[tuple[str, float], list[float]] = {}
     started = time.perf_counter()
     for mapping, lr in CONFIGS:
-        params = resolve_params({"mapping": mapping, "method": "full", "epochs": 1, "learning_rate": lr, "batch_size": 16})
+        values = {"mapping": mapping, "method": "full", "epochs": 1, "learning_rate": lr, "batch_size": 16}
         for seed in range(args.seeds):
-            last: dict = {}
-            ctx = TransferContext(params=params, model_path=model_path, target=target, source=source, runtime=runtime,
-                                  pad_id=tokenizer.pad_token_id or 0, seed=seed, report=lambda m, _i, last=last: last.update(m))
-            set_seed(seed)
-            del_model = get_strategy(mapping)().run(ctx)
-            del del_model
+            last = train_once(values, seed, target=target, source=source, runtime=runtime, model_path=model_path,
+                              tokenizer=tokenizer)
             scores.setdefault((mapping, lr), []).append(weighted_objective(last, WEIGHTS))
         print(f"  {name} {mapping} lr {lr:g}: {[round(v, 4) for v in scores[(mapping, lr)]]}", flush=True)
     return {"scores": scores, "seconds": time.perf_counter() - started,

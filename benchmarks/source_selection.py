@@ -35,7 +35,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from results_file import publish  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from one_configuration import train_once  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from results_file import publish  # noqa: E402
 from seed_noise import DATA, WEIGHTS  # noqa: E402  (same data folder, same weighted score)
 from transferability import _cpu_name  # noqa: E402
 
@@ -120,24 +121,17 @@ def rank_sources(results, target_data, sources, args, runtime, model_path, token
 
 def fine_tune(results, target_data, sources, args, runtime, model_path, tokenizer) -> tuple[list[float], float]:
     """Per seed: ``direct`` once, ``sequential`` from each source; returns direct's scores and seconds."""
-    from transformers import set_seed
-
     from tuneflow.config.objective_terms import weighted_objective
     from tuneflow.data.prepared_task import PreparedTask
-    from tuneflow.transfer.base import get_strategy, resolve_params
-    from tuneflow.transfer.context import TransferContext
 
     target = PreparedTask.build(target_data, tokenizer, args.max_length)
     prepared = {name: PreparedTask.build(data, tokenizer, args.max_length) for name, data in sources.items()}
 
     def score(mapping: str, seed: int, source) -> float:
-        params = resolve_params({"mapping": mapping, "method": "full", "epochs": 1, "learning_rate": args.learning_rate,
-                                 "batch_size": args.batch_size})
-        last: dict = {}
-        ctx = TransferContext(params=params, model_path=model_path, target=target, source=source, runtime=runtime,
-                              pad_id=tokenizer.pad_token_id or 0, seed=seed, report=lambda m, _i: last.update(m))
-        set_seed(seed)
-        get_strategy(mapping)().run(ctx)
+        values = {"mapping": mapping, "method": "full", "epochs": 1, "learning_rate": args.learning_rate,
+                  "batch_size": args.batch_size}
+        last = train_once(values, seed, target=target, source=source, runtime=runtime, model_path=model_path,
+                          tokenizer=tokenizer)
         return weighted_objective(last, WEIGHTS)
 
     direct, direct_seconds = [], 0.0

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from tuneflow.config.errors import ConfigError
-from tuneflow.transferability.candidates import default_candidates, load_candidates
+from tuneflow.transferability.candidates import default_candidates, load_candidates, source_names
 from tuneflow.transferability.ranking import format_ranking, rank_candidates
 
 
@@ -51,7 +51,7 @@ def cmd_rank(args) -> int:
     elif plan.config.prior_keep is not None:  # what the prior would keep: nothing is written without --record
         from tuneflow.transferability.source_choice import choose_sources
 
-        choice = choose_sources(ranking, [t.name for t in plan.config.source_tasks], plan.config.prior_keep).as_attr()
+        choice = choose_sources(ranking, source_names(plan), plan.config.prior_keep).as_attr()
     if args.json:
         print(json.dumps([s.as_dict() for s in ranking], indent=2))
         return 0

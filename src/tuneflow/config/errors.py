@@ -26,3 +26,9 @@ class ConfigError(ValueError):
         if key_prefix:
             key = f"{key_prefix}.{key}" if key else key_prefix
         return ConfigError(self.message, file=self.file or file, key=key)
+
+
+def first_line(err: BaseException) -> str:
+    """An exception's first line (its type name when it has no message): for one-line errors."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -321,12 +321,16 @@ class StudyConfig:
         """Every source task in file order: ``(source,)`` for the one-source form, ``()`` for none."""
         return (self.source,) if self.source is not None else self.sources
 
-    def for_model(self, model: ModelConfig) -> "StudyConfig":
-        """The same study with one model candidate as its model (keeps the resolved path and space)."""
-        config = dataclasses.replace(self, model=model)
+    def replaced(self, **changes: Any) -> "StudyConfig":
+        """``dataclasses.replace`` that keeps what load_study_config resolved (path and space are not init fields)."""
+        config = dataclasses.replace(self, **changes)
         object.__setattr__(config, "path", self.path)
         object.__setattr__(config, "space", self.space)
         return config
+
+    def for_model(self, model: ModelConfig) -> "StudyConfig":
+        """The same study with one model candidate as its model."""
+        return self.replaced(model=model)
 
     @property
     def directory(self) -> Path:

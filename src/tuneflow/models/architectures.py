@@ -8,6 +8,7 @@ token). :data:`ARCHITECTURES` holds only what those do not say; a new family is 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -57,6 +58,7 @@ ARCHITECTURES: dict[str, Architecture] = {
 _GENERIC_ENCODER = Architecture()
 
 
+@functools.lru_cache(maxsize=None)  # read per forward pass (pooling): answer each model type once
 def architecture(model_type: str) -> Architecture:
     if model_type in ARCHITECTURES:
         return ARCHITECTURES[model_type]

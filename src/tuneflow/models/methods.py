@@ -40,16 +40,12 @@ def transplant(source: nn.Module, target: nn.Module, *, keep_head: bool) -> None
     target.load_state_dict(state, strict=False)
 
 
-def encoder_layers(model: nn.Module) -> nn.ModuleList | None:
-    """The stack of transformer blocks (see :func:`tuneflow.models.architectures.layer_stack`)."""
-    return layer_stack(model)
-
 
 def _freeze_bottom(model: nn.Module, k: int) -> None:
     """Freeze the embeddings (token and position) and the bottom ``k`` transformer blocks."""
     if k <= 0:
         return
-    layers = encoder_layers(model)
+    layers = layer_stack(model)
     if layers is None:
         raise ValueError(f"freeze_layers: cannot find the transformer blocks of {type(model).__name__}")
     if k > len(layers):
@@ -69,7 +65,7 @@ def apply_method(model: nn.Module, params: TrialParams, *, method: str | None = 
         return model
     from peft import LoraConfig, TaskType, get_peft_model
 
-    layers = encoder_layers(model)
+    layers = layer_stack(model)
     n_layers = len(layers) if layers is not None else 0
     if params.freeze_layers > n_layers:
         raise ValueError(f"freeze_layers={params.freeze_layers} but the model has {n_layers} layers")

@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from tuneflow.config.errors import ConfigError
+from tuneflow.config.errors import ConfigError, first_line
 from tuneflow.config.study_config import StudyConfig
 from tuneflow.models.architectures import missing_modules
 from tuneflow.models.checkpoint_info import (
@@ -42,7 +42,7 @@ def check_model(config: StudyConfig, model_path: str, *, file: str) -> None:
     try:
         model_config = AutoConfig.from_pretrained(model_path, revision=config.model.revision)
     except Exception as err:  # noqa: BLE001  not a model folder, no network: one line
-        raise ConfigError(f"cannot read the model's config from {model_path!r}: {_first_line(err)}", file=file, key="model.name") from None
+        raise ConfigError(f"cannot read the model's config from {model_path!r}: {first_line(err)}", file=file, key="model.name") from None
     _check_choices(config, model_type=model_config.model_type, num_layers=None, module_names=None,
                    supported=_supported_types(), file=file)
     with torch.device("meta"):
@@ -95,7 +95,3 @@ def _check_quantization(config: StudyConfig, *, cuda: bool, file: str) -> None:
 def _has_nvidia_driver() -> bool:
     return Path("/proc/driver/nvidia").exists() or shutil.which("nvidia-smi") is not None
 
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

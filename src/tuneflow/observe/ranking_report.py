@@ -13,7 +13,7 @@ from typing import Any, Callable
 import optuna
 
 from tuneflow.transferability.prior import RANKING_ATTR
-from tuneflow.transferability.source_choice import DROPPED_SOURCES_ATTR
+from tuneflow.transferability.source_choice import DROPPED_SOURCES_ATTR, best_by_source
 
 DASH = "—"
 
@@ -34,16 +34,13 @@ def ranking_section(study: optuna.Study, *, table: Callable[..., str], sentence:
     out = sentence(f"Scored before trials on {scores[0].get('rows', DASH)} target training rows at {ranking.get('scored_at', DASH)}; "
                    "higher is better. The prior enqueued the best (mapping, source, model) it could turn into a trial.")
     out += table(["rank", "candidate", "source", "model", "pooling", "LogME", "LEEP"], rows, left=5)
-    best: dict[str, float] = {}
-    for s in scores:
-        if s.get("source") and (s["source"] not in best or s["logme"] > best[s["source"]]):
-            best[s["source"]] = s["logme"]
+    best = best_by_source((s.get("source"), s["logme"]) for s in scores)
     choice = study.user_attrs.get(DROPPED_SOURCES_ATTR)
     if len(best) > 1 or choice:
         kept = set(choice["kept"]) if choice else set(best)
         dropped = {d["source"]: d["reason"] for d in (choice or {}).get("dropped", [])}
         source_rows = [[html.escape(name), _num(value), "kept" if name in kept else "dropped",
-                        html.escape(dropped.get(name, DASH))] for name, value in sorted(best.items(), key=lambda kv: -kv[1])]
+                        html.escape(dropped.get(name, DASH))] for name, value in best.items()]
         out += "<h3>Sources</h3>"
         if choice and choice.get("not_applied"):
             out += sentence(f"prior_keep: {choice['prior_keep']} dropped nothing: {choice['not_applied']}")

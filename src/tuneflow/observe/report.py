@@ -24,7 +24,7 @@ from tuneflow.observe.source_table import model_line, source_line, source_sectio
 from tuneflow.observe.ranking_report import ranking_section
 from tuneflow.observe.tables import format_values
 from tuneflow.observe.warm_start_report import warm_start_section
-from tuneflow.study.results import is_pareto, ranked_trials, state_counts
+from tuneflow.study.results import CONFIRMATION_ATTR, is_pareto, ranked_trials, state_counts
 from tuneflow.study.contract import contract_changes
 from tuneflow.study.study_record import CONFIG_ATTR
 
@@ -219,7 +219,7 @@ def _best_trials(study: optuna.Study, top_k: int) -> str:
 
 def _confirmation(study: optuna.Study) -> str:
     """``tuneflow confirm``'s retraining of the top trials with fresh seeds, or how to get it."""
-    record = study.user_attrs.get("tuneflow_confirmation")
+    record = study.user_attrs.get(CONFIRMATION_ATTR)
     if not record:
         return _sentence("not confirmed yet: `tuneflow confirm STUDY.yaml` retrains the top trials with fresh seeds")
     rows = []

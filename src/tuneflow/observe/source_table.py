@@ -54,8 +54,6 @@ def _interval(done: list[FrozenTrial], gains: list[float]) -> str:
     if len(gains) >= 2:
         from tuneflow.transfer.gain_stats import t_interval
 
-        if len(set(gains)) == 1:
-            return f"[{gains[0]:+.4f}, {gains[0]:+.4f}]"
         interval = t_interval(gains)
         return f"[{interval.low:+.4f}, {interval.high:+.4f}] (t, {len(gains)} trials)"
     ci = done[0].user_attrs.get("transfer_gain_ci") if gains else None

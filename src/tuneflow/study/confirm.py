@@ -47,11 +47,8 @@ def confirm(plan: StudyPlan, study: optuna.Study, *, top_k: int = 2, seeds: int 
     trials = ranked_trials(study, top_k, confirmed_first=False)
     if not trials:
         raise ConfigError(f"study {study.study_name!r} has no complete trial to confirm yet", file=file)
-    objective_config = dataclasses.replace(plan.config.objective, seeds=seeds)
-    config = dataclasses.replace(plan.config, objective=objective_config)
-    object.__setattr__(config, "space", plan.config.space)  # resolved at load, not an init field
-    objective = TransferObjective(config, target=plan.target, source=plan.source, model_path=plan.model_path,
-                                  sources=plan.sources, models=plan.models)  # each trial's own source and model
+    config = plan.config.replaced(objective=dataclasses.replace(plan.config.objective, seeds=seeds))
+    objective = TransferObjective.for_plan(dataclasses.replace(plan, config=config))  # each trial's own source and model
     results = []
     for rank, frozen in enumerate(trials, start=1):
         trial = _ConfirmTrial(frozen.params, study)

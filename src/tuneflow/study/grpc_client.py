@@ -73,12 +73,14 @@ class FleetStorage(GrpcStorageProxy, BaseHeartbeat):
 
     def heartbeat_ages(self, study) -> dict[int, float]:
         """Seconds since each running trial's last heartbeat, by the database's clock."""
-        return {int(number): age for number, age in self.call("beats", study=study.study_name)["ages"].items()}
+        return self._ages(study.study_name)
+
+    def _ages(self, study_name: str) -> dict[int, float]:
+        return {int(number): age for number, age in self.call("beats", study=study_name)["ages"].items()}
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         grace = self.grace_period or 2 * (self.heartbeat_interval or 0)
-        name = self.get_study_name_from_id(study_id)
-        ages = {int(n): age for n, age in self.call("beats", study=name)["ages"].items()}
+        ages = self._ages(self.get_study_name_from_id(study_id))
         running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
         return [t._trial_id for t in running if ages.get(t.number, 0.0) > grace]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuneflow.config.errors import ConfigError
+from tuneflow.config.errors import ConfigError, first_line
 from tuneflow.config.study_config import StudyConfig
 
 
@@ -18,13 +18,12 @@ def check_models(config: StudyConfig, *, file: str) -> dict[str, str]:
     from tuneflow.models.model_check import check_model
 
     paths: dict[str, str] = {}
-    for i, (label, model) in enumerate(config.model.choices.items()):
-        prefix = f"model.candidates[{i}]" if config.model.candidates else "model"
+    for prefix, label, model, own in _candidates(config):
         path = resolve_model_path(model, config.directory)
         check_tokenizer(path, model.revision, file=file, key=f"{prefix}.name")
         try:
             # Built on the meta device: LoRA targets, freeze_layers, quantization, against this candidate.
-            check_model(config.for_model(model) if config.model.candidates else config, path, file=file)
+            check_model(own, path, file=file)
         except ConfigError as err:
             raise candidate_error(err, prefix, label) from None
         paths[label] = path
@@ -37,16 +36,25 @@ def check_checkpoints(config: StudyConfig, *, file: str) -> list[str]:
     from tuneflow.models.model_check import check_checkpoint
 
     lines = []
-    for i, (label, model) in enumerate(config.model.choices.items()):
+    for prefix, label, model, own in _candidates(config):
         path = resolve_model_path(model, config.directory)
         if config.model.candidates and Path(path).is_dir():  # a local candidate: its tokenizer too (hub ids: at run)
-            check_tokenizer(path, model.revision, file=file, key=f"model.candidates[{i}].name")
+            check_tokenizer(path, model.revision, file=file, key=f"{prefix}.name")
         try:
-            check_checkpoint(config.for_model(model) if config.model.candidates else config, path, file=file)
+            check_checkpoint(own, path, file=file)
         except ConfigError as err:
-            raise candidate_error(err, f"model.candidates[{i}]" if config.model.candidates else "model", label) from None
+            raise candidate_error(err, prefix, label) from None
         lines.append(f"  model {label!r}: {path}")
     return lines
+
+
+def _candidates(config: StudyConfig):
+    """(key prefix, label, model config, the study as that candidate sees it) for each candidate, file order."""
+    for i, (label, model) in enumerate(config.model.choices.items()):
+        if config.model.candidates:
+            yield f"model.candidates[{i}]", label, model, config.for_model(model)
+        else:
+            yield "model", label, model, config
 
 
 def check_tokenizer(path: str, revision: str | None, *, file: str, key: str) -> None:
@@ -57,8 +65,8 @@ def check_tokenizer(path: str, revision: str | None, *, file: str, key: str) -> 
     except ConfigError as err:
         raise err.at(file=file, key_prefix=key) from None
     except Exception as err:  # not a model folder, not on the hub, no network: say so in one line
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"cannot load the model's tokenizer from {path!r}: {first_line}", file=file, key=key) from None
+        message = first_line(err)
+        raise ConfigError(f"cannot load the model's tokenizer from {path!r}: {message}", file=file, key=key) from None
 
 
 def candidate_error(err: ConfigError, prefix: str, label: str) -> ConfigError:

@@ -43,16 +43,15 @@ class TransferObjective:
         self.config = config
         self.contract = contract  # hash of what gives the value its meaning (tuneflow.study.contract)
         self.once = once  # claims in storage, so workers train each transfer baseline once (tuneflow.study.claims)
-        self.target_data = target
         choices = config.model.choices
         self.inputs = TrialInputs(  # per model candidate and source, tokenised on first use (tuneflow.study.trial_inputs)
             target=target, sources=sources if sources is not None else ({source.name: source} if source else {}),
             models=models or {next(iter(choices)): model_path}, model_configs=choices)
-        self.model_path = model_path
         self.hooks = hooks or StudyHooks()  # live display and per-trial images, when someone watches
         self.weights = config.objective.normalised_weights()
         self.metric_weights = config.objective.metric_weights()  # what each evaluation reports
         self._runtime: Any = None
+        self._kept_space: Any = None  # the space cut to prior_keep's sources, once known
 
     @classmethod
     def for_plan(cls, plan, **kwargs: Any) -> "TransferObjective":
@@ -60,10 +59,19 @@ class TransferObjective:
         return cls(plan.config, target=plan.target, source=plan.source, model_path=plan.model_path,
                    sources=plan.sources, models=plan.models, **kwargs)
 
+    def _space(self, trial: optuna.Trial):
+        """The search space, cut to the sources ``prior_keep`` kept. The prior writes them once, before any
+        trial samples, and never changes them: once seen, the study attr is not read again."""
+        if self._kept_space is None:
+            kept = getattr(getattr(trial, "study", None), "user_attrs", {}).get(KEPT_SOURCES_ATTR)
+            if kept is None:
+                return self.config.space
+            self._kept_space = restrict_choices(self.config.space, "source", kept)
+        return self._kept_space
+
     def _choose(self, trial: optuna.Trial) -> tuple[Any, str, str | None]:
         """Sample the trial's values: (params, model candidate label, source name or None)."""
-        kept = getattr(getattr(trial, "study", None), "user_attrs", {}).get(KEPT_SOURCES_ATTR)
-        values = restrict_choices(self.config.space, "source", kept).suggest(trial)  # the prior may drop sources
+        values = self._space(trial).suggest(trial)
         label = values.pop("model", None) or self.inputs.first_model
         source = values.pop("source", None)
         params = resolve_params(values)
@@ -76,7 +84,8 @@ class TransferObjective:
         from tuneflow.models.methods import count_parameters
         from tuneflow.training.loop import NonFiniteLoss
         from tuneflow.training.runtime import Runtime
-        from tuneflow.transfer.gain import RecordingContext, SeedResult
+        from tuneflow.transfer.context import TransferContext
+        from tuneflow.transfer.gain import SeedResult
 
         params, label, source_name = self._choose(trial)
         trial.set_user_attr("model", label)
@@ -137,7 +146,7 @@ class TransferObjective:
         try:
             for j, run_seed in enumerate(seeds):
                 set_seed(run_seed)  # python, numpy, torch (and CUDA)
-                ctx = RecordingContext(
+                ctx = TransferContext(
                     params=params, model_path=candidate.path, model_revision=candidate.config.revision,
                     target=target, source=source, runtime=runtime, pad_id=tokenizer.pad_token_id, seed=run_seed,
                     model_options=candidate.config,  # dtype, attention, checkpointing, quantization
@@ -169,7 +178,7 @@ class TransferObjective:
                 **mean_records([c.records for c in contexts]),
             }
             runs = [SeedResult(s, p["metrics"], p["predictions"], c) for s, p, c in zip(seeds, picked, contexts)]
-            attrs.update(transfer_attrs(trial, runs, config=config, model_path=candidate.path, once=self.once, metrics=metrics))
+            attrs.update(transfer_attrs(trial, runs, config=config, model_path=candidate.path, once=self.once))
             attrs.update(self._cost_attrs(contexts, runtime, attrs))
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
@@ -228,9 +237,9 @@ class TransferObjective:
             "model_path": candidate.path,
             "max_length": candidate.config.max_length,
             "source": source_name,
-            "target": self.target_data.name,
-            "target_train_rows": len(self.target_data.train),
-            "target_validation_rows": len(self.target_data.validation),
+            "target": self.inputs.target.name,
+            "target_train_rows": len(self.inputs.target.train),
+            "target_validation_rows": len(self.inputs.target.validation),
             "params": params.as_dict(),
         }
 

@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneflow.config.errors import ConfigError
+from tuneflow.config.errors import ConfigError, first_line
 from tuneflow.config.storage_url import (
     journal_path,
     redact_text,
@@ -156,8 +156,8 @@ def open_storage(url: str, *, options: "StorageOptionsConfig | None" = None, fil
     except ConfigError:
         raise
     except Exception as err:  # driver / network / permission errors: one line for the user
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"cannot open storage {redact_url(url)!r}: {redact_text(first_line)}", file=file, key="storage") from None
+        message = first_line(err)
+        raise ConfigError(f"cannot open storage {redact_url(url)!r}: {redact_text(message)}", file=file, key="storage") from None
 
 
 def _rdb(url: str, options: "StorageOptionsConfig"):

@@ -26,7 +26,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from tuneflow.config.errors import ConfigError
+from tuneflow.config.errors import ConfigError, first_line
 from tuneflow.config.storage_url import absolute_storage_url, journal_path, redact_text, redact_url, storage_kind
 
 if TYPE_CHECKING:
@@ -94,8 +94,8 @@ def _missing_storage(url: str) -> str | None:
     try:
         has_tables = sqlalchemy.inspect(engine).has_table("studies")
     except Exception as err:  # noqa: BLE001 - unreachable server, bad credentials: one line
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        return f"cannot connect: {redact_text(first)}"
+        message = first_line(err)
+        return f"cannot connect: {redact_text(message)}"
     finally:
         engine.dispose()
     return None if has_tables else "the database holds no Optuna studies"
@@ -132,9 +132,9 @@ def check_warm_starts(config: "StudyConfig", *, file: str) -> list[str]:
     lines = []
     for index, entry in enumerate(config.warm_start):
         url, earlier = open_earlier(entry, index, config, file=file)
-        complete = len(best_first(earlier, None))
-        fits = [(t.number, fit_to_space(t.params, config.space)) for t in best_first(earlier, entry.top_k)]
-        lines.append(f"  warm start from study {entry.study!r} ({redact_url(url)}): {complete} complete trial(s); "
+        ranked = best_first(earlier, None)
+        fits = [(t.number, fit_to_space(t.params, config.space)) for t in ranked[:entry.top_k]]
+        lines.append(f"  warm start from study {entry.study!r} ({redact_url(url)}): {len(ranked)} complete trial(s); "
                      f"of its best {len(fits)}, {sum(f.reason is None for _, f in fits)} fit this space")
         lines += [f"    its trial {number} will be skipped: {f.reason}" for number, f in fits if f.reason is not None]
     return lines

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from tuneflow.data.batching import EncodedSplit, bucketed_batches, collate
+from tuneflow.models.architectures import pooled_features as architecture_pooling
 from tuneflow.training.optimizer import make_optimizer, trained_parameters
 from tuneflow.training.runtime import Runtime
 
@@ -60,8 +61,6 @@ ExtraLoss = Callable[[TwoTaskStep], torch.Tensor]
 def pooled_features(model: nn.Module, outputs, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The last-layer vector the model's own head reads, from a pass run with ``output_hidden_states=True``:
     [CLS] for encoders, the last non-padding token for causal models (:mod:`tuneflow.models.architectures`)."""
-    from tuneflow.models.architectures import pooled_features as architecture_pooling
-
     return architecture_pooling(model, outputs.hidden_states[-1], batch["input_ids"])
 
 
@@ -115,9 +114,10 @@ def fit(
     optimizer = make_optimizer(model, lr, weight_decay, runtime, head_lr, lora_lr, extra_modules=extra_modules,
                                lora_plus_ratio=lora_plus_ratio)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
-    clipped = trained_parameters(optimizer) if max_grad_norm else []
+    trained = trained_parameters(optimizer)
+    clipped = trained if max_grad_norm else []
     stats = stats if stats is not None else FitStats()  # the caller's, filled in place: a pruned fit's partial figures survive
-    stats.trained_parameters = sum(p.numel() for p in trained_parameters(optimizer))
+    stats.trained_parameters = sum(p.numel() for p in trained)
     modules = (model, *extra_modules)
     forward = runtime.training_forward(model)  # compiled or not, every forward pass of the fit goes through it
     evaluations = 0

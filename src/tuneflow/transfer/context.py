@@ -38,6 +38,9 @@ class TransferContext:
     # Filled in while the trial runs.
     fit_stats: list[FitStats] = field(default_factory=list)
     records: dict[str, Any] = field(default_factory=dict)
+    # The latest target predictions (the paired bootstrap of the gain pairs them row by row). Not a field:
+    # no annotation, so a dataclasses.replace copy starts without them.
+    last_predictions = None
 
     def new_model(self, task: PreparedTask) -> nn.Module:
         """A pretrained encoder with a fresh head for ``task`` (head init follows the trial seed)."""
@@ -101,7 +104,10 @@ class TransferContext:
     def evaluate(self, model: nn.Module, task: PreparedTask) -> dict[str, Any]:
         """Metrics on ``task``'s validation split (never its test split)."""
         logits = predict(model, task.validation, runtime=self.runtime, pad_id=self.pad_id, batch_size=self.eval_batch_size)
-        return classification_metrics(task.validation.labels, np.argmax(logits, axis=1), task.data.label_names)
+        predictions = np.argmax(logits, axis=1)
+        if task is self.target:
+            self.last_predictions = predictions
+        return classification_metrics(task.validation.labels, predictions, task.data.label_names)
 
     def record_source_accuracy(self, model: nn.Module, *, stage: str) -> None:
         """Source validation accuracy, e.g. right after the source stage (to see what was learnt)."""

@@ -75,22 +75,6 @@ def key_hash(key: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-class RecordingContext(TransferContext):
-    """A transfer context that keeps its latest target predictions (the bootstrap pairs them row by row)."""
-
-    last_predictions: np.ndarray | None = None  # not a field: dataclasses.replace starts a copy without them
-
-    def evaluate(self, model, task):
-        from tuneflow.training.metrics import classification_metrics
-        from tuneflow.training.predict import predict
-
-        logits = predict(model, task.validation, runtime=self.runtime, pad_id=self.pad_id, batch_size=self.eval_batch_size)
-        predictions = np.argmax(logits, axis=1)
-        if task is self.target:
-            self.last_predictions = predictions
-        return classification_metrics(task.validation.labels, predictions, task.data.label_names)
-
-
 @dataclass
 class SeedResult:
     """One seed of a trial: the chosen evaluation's metrics and predictions, and the context it trained in."""
@@ -103,12 +87,10 @@ class SeedResult:
 
 def transfer_attrs(
     trial: optuna.Trial, runs: list[SeedResult], *, config: StudyConfig, model_path: str, once: Any = None,
-    metrics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``transfer_gain`` (metric -> mean paired gain), its interval and p, ``negative_transfer``; may train baselines.
 
-    ``runs``: the trial's seeds (one :class:`SeedResult` each). ``metrics``: the trial's metrics (the
-    mean over seeds), only for ``transfer_gain[metric]``. ``once``: ``wait_or_claim(key, done_attr=,
+    ``runs``: the trial's seeds (one :class:`SeedResult` each). ``once``: ``wait_or_claim(key, done_attr=,
     trial=) -> bool`` and ``increment(attr)`` (the study layer's :class:`~tuneflow.study.claims.OncePerStudy`);
     without it, one process alone is assumed.
     """
@@ -119,12 +101,12 @@ def transfer_attrs(
     # baseline per key is far cheaper (its bootstrap interval then covers row noise, not seed noise).
     paired = config.objective.paired_baseline if config.objective.paired_baseline is not None else len(runs) > 1
     records = [baseline_for(trial, run, config=config, model_path=model_path, once=once, seeded=paired) for run in runs]
-    attrs_of = [attr for attr, _ in records]
-    baselines = [record for _, record in records]
+    attrs_of, baselines = (list(column) for column in zip(*records))
     gains = {name: float(np.mean([r.metrics[name] - b["metrics"][name] for r, b in zip(runs, baselines)])) for name in METRIC_NAMES}
     differences = [weighted_objective(r.metrics, weights) - weighted_objective(b["metrics"], weights) for r, b in zip(runs, baselines)]
     gains[SCORE] = float(np.mean(differences))
-    interval = gain_interval(runs, baselines, differences, weights=weights, direct=runs[0].ctx.params.mapping == "direct")
+    direct = runs[0].ctx.params.mapping == "direct"  # a direct trial is its own baseline: no extra cost
+    interval = gain_interval(runs, baselines, differences, weights=weights, direct=direct)
     tolerance = config.objective.negative_transfer_tolerance
     return {
         "transfer_gain": gains,
@@ -137,10 +119,8 @@ def transfer_attrs(
         "transfer_baseline": attrs_of[0],
         "transfer_baseline_paired": paired,
         **({"transfer_baselines": attrs_of} if paired else {}),
-        "baseline_training_seconds": round(sum(float(b.get("training_seconds", 0.0)) for b in baselines), 3)
-        if runs[0].ctx.params.mapping != "direct" else 0.0,
-        "baseline_trained_parameters": sum(int(b.get("trained_parameters", 0)) for b in baselines)
-        if runs[0].ctx.params.mapping != "direct" else 0,
+        "baseline_training_seconds": 0.0 if direct else round(sum(float(b.get("training_seconds", 0.0)) for b in baselines), 3),
+        "baseline_trained_parameters": 0 if direct else sum(int(b.get("trained_parameters", 0)) for b in baselines),
     }
 
 
@@ -229,9 +209,7 @@ def train_baseline(ctx: TransferContext, *, best: bool = False, weights: dict[st
 
     params = dataclasses.replace(ctx.params, mapping="direct", mapping_params={})
     curve: list[tuple[float, dict, Any]] = []
-    base_ctx = RecordingContext(**{f.name: getattr(ctx, f.name) for f in dataclasses.fields(TransferContext)})
-    base_ctx.params, base_ctx.fit_stats, base_ctx.records = params, [], {}
-    base_ctx.report = None
+    base_ctx = dataclasses.replace(ctx, params=params, report=None, fit_stats=[], records={})
     if best:
         base_ctx.report = lambda m, _i: curve.append((weighted_objective(m, weights), m, base_ctx.last_predictions))
     set_seed(ctx.seed)

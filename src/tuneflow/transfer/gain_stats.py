@@ -26,9 +26,6 @@ class Interval:
     p: float
     method: str  # "t" (over seeds), "bootstrap" (over validation rows), "none" (nothing to vary)
 
-    def as_dict(self) -> dict:
-        return {"mean": self.mean, "low": self.low, "high": self.high, "p": self.p, "method": self.method}
-
 
 def t_interval(differences: Sequence[float]) -> Interval:
     """Mean of paired differences (one per seed) with a Student-t 95 % interval; needs two or more."""

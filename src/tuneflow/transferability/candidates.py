@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from tuneflow.config.errors import ConfigError
+from tuneflow.config.errors import ConfigError, first_line
 from tuneflow.config.schema import parse_dataclass
 
 if TYPE_CHECKING:
@@ -269,6 +269,6 @@ def _entry_models(plan, entry: CandidateSpec, models: dict[str, Any], *, file, w
     except ConfigError as err:
         raise ConfigError(err.message, file=where, key=f"{key}.model") from None
     except Exception as err:  # not a model folder, not on the hub, no network: one line
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"cannot load the tokenizer of {entry.model!r}: {first_line}", file=where, key=f"{key}.model") from None
+        message = first_line(err)
+        raise ConfigError(f"cannot load the tokenizer of {entry.model!r}: {message}", file=where, key=f"{key}.model") from None
     return [(None, entry.model, path, None)]

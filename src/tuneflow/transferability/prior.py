@@ -17,6 +17,7 @@ from tuneflow.transferability.candidates import (
     CandidateScore,
     default_candidates,
     load_candidates,
+    source_names,
 )
 from tuneflow.transferability.ranking import rank_candidates
 from tuneflow.transferability.source_choice import KEPT_SOURCES_ATTR, DROPPED_SOURCES_ATTR, SourceChoice, choose_sources
@@ -116,7 +117,7 @@ def _record_choice(study, ranking: list[CandidateScore], plan: "StudyPlan") -> S
     keep = plan.config.prior_keep
     if keep is None or KEPT_SOURCES_ATTR in study.user_attrs:
         return None
-    sources = [task.name for task in plan.config.source_tasks]
+    sources = source_names(plan)
     choice = choose_sources(ranking, sources, keep)
     from optuna.trial import TrialState
 

@@ -73,11 +73,15 @@ def rank_candidates(
         return (candidate.model_path, candidate.revision, candidate.source_name, length_of(candidate))
 
     tuned: dict[tuple, tuple[Any, float, float]] = {}  # one fine-tune per (model, source), whatever the pooling
+    tokenizers: dict[tuple, Any] = {}
     uses = Counter(tune_key(c) for c in candidates if c.source)  # candidates left per fine-tune: free it after the last
     leeps: dict[tuple, float] = {}
     scores = []
     for candidate in candidates:
-        tokenizer = load_tokenizer(candidate.model_path, candidate.revision)
+        where = (candidate.model_path, candidate.revision)  # candidates differ by pooling and source, not tokenizer
+        if where not in tokenizers:
+            tokenizers[where] = load_tokenizer(*where)
+        tokenizer = tokenizers[where]
         length = length_of(candidate)
         common = dict(max_length=length, batch_size=spec.batch_size, device=runtime.device)
         source_seconds = source_accuracy = leep_score = None
@@ -86,7 +90,9 @@ def rank_candidates(
             source = sources[candidate.source_name]
             if key not in tuned:
                 say(f"  fine-tuning {candidate.model} on {source.name} ({min(spec.source_tuning.rows, len(source.train))} rows)")
-                tuned[key] = _tune_on_source(plan, candidate, source, sample, tokenizer, spec, runtime, length)
+                tuned[key] = tune_on_source(
+                    candidate.model_path, source, plan.target, sample, tokenizer, spec.source_tuning, runtime=runtime,
+                    length=length, seed=plan.config.seed, revision=candidate.revision, eval_batch_size=spec.batch_size)
             model, source_seconds, source_accuracy = tuned[key]
             started = time.perf_counter()
             features = encoder_features(model, tokenizer, sample.texts, sample.pairs, pooling=candidate.pooling, **common)
@@ -116,8 +122,6 @@ def _source_data(plan: "StudyPlan", name: str) -> "TaskData":
     """The study's source task ``name``; loaded here when the search space itself never trains on it."""
     if name in plan.sources:
         return plan.sources[name]
-    if plan.source is not None and plan.source.name == name:
-        return plan.source
     from tuneflow.data.tasks import load_task, resolve_task
 
     config = plan.config
@@ -129,11 +133,6 @@ def _source_data(plan: "StudyPlan", name: str) -> "TaskData":
         return load_task(task, key=key, seed=config.seed)
     except ConfigError as err:
         raise err.at(file=str(config.path)) from None
-
-
-def _tune_on_source(plan, candidate, source, sample, tokenizer, spec, runtime, length) -> tuple[Any, float, float]:
-    return tune_on_source(candidate.model_path, source, plan.target, sample, tokenizer, spec.source_tuning, runtime=runtime,
-                          length=length, seed=plan.config.seed, revision=candidate.revision, eval_batch_size=spec.batch_size)
 
 
 def tune_on_source(

@@ -40,11 +40,15 @@ class SourceChoice:
 
 def source_scores(ranking: list["CandidateScore"]) -> dict[str, float]:
     """Source name -> the best LogME of a candidate fine-tuned on it, best first."""
+    return best_by_source((score.candidate.source_name, score.logme) for score in ranking)
+
+
+def best_by_source(pairs) -> dict[str, float]:
+    """(source name or None, LogME) pairs -> each source's best LogME, best first (pretrained candidates: no name)."""
     best: dict[str, float] = {}
-    for score in ranking:
-        name = score.candidate.source_name
-        if name is not None and (name not in best or score.logme > best[name]):
-            best[name] = score.logme
+    for name, logme in pairs:
+        if name and (name not in best or logme > best[name]):
+            best[name] = logme
     return dict(sorted(best.items(), key=lambda item: -item[1]))
 
 
