@@ -224,8 +224,9 @@ def render(results, direct, direct_seconds, pretrained, pretrained_seconds, pair
         f"{rank_total / len(results):.0f} s; the whole run {total / 60:.1f} min.",
         "",
         f"Machine: {facts['cpu']}, {facts['cores']} CPU cores (torch threads {facts['threads']}), no GPU; load average "
-        f"{facts['load'][0]:.1f} at the start and {facts['load'][1]:.1f} at the end (other jobs shared the CPU: seconds are "
-        f"indicative, their ratio less so). {facts['versions']}. Date {facts['date']}. "
+        f"{facts['load'][0]:.1f} at the start and {facts['load'][1]:.1f} at the end"
+        + (" (other jobs shared the CPU: seconds are indicative, their ratio less so)" if max(facts["load"]) > facts["cores"] else "")
+        + f". {facts['versions']}. Date {facts['date']}. "
         "Reproduce: `nice -n 10 python benchmarks/source_selection.py`.",
     ]
     return "\n".join(lines)
