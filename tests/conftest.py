@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import random
+import socket
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,41 @@ def _shared_data() -> Path:
 
 
 SHARED_DATA = _shared_data()
+
+# Markers of tests that need an optional extra (its driver) and a local server. Where either is missing
+# they skip, saying what to install: `pip install -e ".[offline,test]"` (the README's command) gives a
+# green suite. `.ci/run` installs every extra, starts the servers and sets TUNEFLOW_REQUIRE_SERVICES=1,
+# so there nothing skips: a missing driver or a server that is down fails the run.
+SERVICES = {  # marker: (module, its package, the extra that brings it, port of the local server or None)
+    "postgres": ("psycopg", "psycopg", "postgres", 5432),
+    "redis": ("redis", "redis", "redis", 6379),
+    "grpc": ("grpc", "grpcio", "grpc", None),
+}
+
+
+@cache
+def _missing(marker: str) -> str | None:
+    """Why tests with ``marker`` cannot run here, or None."""
+    module, package, extra, port = SERVICES[marker]
+    if importlib.util.find_spec(module) is None:
+        return f"needs {package}: pip install -e '.[{extra}]' (.ci/run installs every extra)"
+    if port is not None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        except OSError:
+            return f"needs the {marker} server at 127.0.0.1:{port} (.ci/run starts it)"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("TUNEFLOW_REQUIRE_SERVICES") == "1":
+        return
+    for item in items:
+        for marker in SERVICES:
+            if item.get_closest_marker(marker) is not None and _missing(marker):
+                item.add_marker(pytest.mark.skip(reason=_missing(marker)))
+                break
+
 
 TARGET_WORDS = {
     "sport": ["goal", "match", "team", "coach", "league", "score"],

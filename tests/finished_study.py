@@ -28,7 +28,12 @@ TRIALS = [
 
 
 def run_small_study(folder: Path, tiny_model_dir: Path) -> Path:
-    """Three complete trials, then one a threshold pruner stops at its first evaluation."""
+    """Three complete trials, then one a threshold pruner stops at its first evaluation.
+
+    The first run's progress lines (stderr) are kept in ``first-run.log`` beside the study file."""
+    import contextlib
+    import io
+
     from tuneflow.cli.main import main
 
     files = {
@@ -43,7 +48,10 @@ def run_small_study(folder: Path, tiny_model_dir: Path) -> Path:
     queue = optuna.create_study(study_name="tiny", storage=f"sqlite:///{folder / 'tiny.db'}", direction="maximize")
     for params in TRIALS[:3]:
         queue.enqueue_trial(params)
-    assert main(["run", str(path), "--quiet"]) == 0
+    progress = io.StringIO()
+    with contextlib.redirect_stderr(progress):
+        assert main(["run", str(path)]) == 0, progress.getvalue()
+    (folder / "first-run.log").write_text(progress.getvalue(), encoding="utf-8")
     # One more trial, which a threshold pruner stops at its first evaluation (values are at most 1).
     queue.enqueue_trial(TRIALS[3])
     write_study(path, {**study, "pruner": {"name": "threshold", "kwargs": {"lower": 1.1}}, "budget": {"n_trials": 4}})

@@ -9,10 +9,12 @@ import pytest
 from optuna.trial import TrialState
 
 import tuneflow
+from worker_processes import FAST
 
 
 def test_notebook_session(make_study, tmp_path):
-    config = tuneflow.load_config(make_study(budget={"n_trials": 2}))
+    # Cheap trials (direct, one epoch): the API calls are the point, not what the trials learn.
+    config = tuneflow.load_config(make_study(budget={"n_trials": 2}, search_space={"parameters": FAST}))
     assert config.name == "tiny" and "learning_rate" in config.space.parameters
 
     study = tuneflow.run(config, quiet=True)
@@ -32,7 +34,7 @@ def test_notebook_session(make_study, tmp_path):
 
 
 def test_run_adds_trials_and_reopens_by_file(make_study):
-    study_file = make_study(budget={"n_trials": 1})
+    study_file = make_study(budget={"n_trials": 1}, search_space={"parameters": FAST})
     tuneflow.run(study_file, quiet=True)
     tuneflow.run(study_file, n_trials=1, quiet=True)
     assert len(tuneflow.open_study(study_file).trials) == 2

@@ -2,7 +2,8 @@
 
 Worker processes start through ``BOOT``, which first imports ``fault_strategies`` (test-only mapping
 strategies); the servers are the local PostgreSQL and Redis. Its fixtures (``worker_study``,
-``pg_study_names``) reach every test through ``pytest_plugins`` in the root conftest.py.
+``pg_study_names``, and an autouse one that stops what a failed test left running) reach every test
+through ``pytest_plugins`` in the root conftest.py.
 """
 
 from __future__ import annotations
@@ -50,7 +51,28 @@ def spawn(tmp_path: Path, *argv, label: str = "worker") -> subprocess.Popen:
     log = open(tmp_path / f"{label}-{uuid.uuid4().hex[:6]}.log", "w+")
     proc = subprocess.Popen([sys.executable, "-c", BOOT, *map(str, argv)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     proc.log = log
+    _SPAWNED.append(proc)
     return proc
+
+
+_SPAWNED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_stray_processes():
+    """A test that fails before finish() would leave its processes running (a launch's workers, in sessions
+    of their own, among them): SIGTERM each one left (a launcher forwards it to its workers), then SIGKILL."""
+    yield
+    while _SPAWNED:
+        proc = _SPAWNED.pop()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        proc.log.close()
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str]:

@@ -37,9 +37,16 @@ def load_config(
 
 
 def validate(path: PathLike, *, data_root: str | None = None) -> list[str]:
-    """Check a study file, its search space, storage URL, sampler, pruner and local data; the summary lines."""
+    """Check what ``run`` needs, without training or writing: the summary lines.
+
+    The study file and its search space, the storage URL, earlier studies to warm-start from, every
+    split of every task (columns, labels), each model (a local folder's config and tokenizer; a hub id
+    on the hub, or marked "not checked offline"), the sampler's and pruner's arguments and the prior's
+    candidates file. The first line says ``OK``, or what could not be checked offline.
+    """
     from tuneflow.data.tasks import load_task, resolve_task
-    from tuneflow.study.runner import uses_source
+    from tuneflow.study.model_candidates import check_checkpoints
+    from tuneflow.study.runner import source_keys, uses_source
     from tuneflow.study.samplers import make_pruner, make_sampler
     from tuneflow.study.storage import check_storage_url
     from tuneflow.study.warm_start import check_warm_starts
@@ -48,29 +55,33 @@ def validate(path: PathLike, *, data_root: str | None = None) -> list[str]:
     file = str(path)
     check_storage_url(config.storage_url(), file=file)
     warm_lines = check_warm_starts(config, file=file)  # earlier studies: opened read-only
-    make_sampler(config.sampler, seed=config.seed, space=config.space, file=file)
-    make_pruner(config.pruner, file=file)
-    from tuneflow.study.model_candidates import check_checkpoints
-    from tuneflow.study.runner import source_keys
-
-    models = check_checkpoints(config, file=file)  # torch-free, each model candidate
-    lines = [f"{file}: OK", f"  study {config.name!r}, {len(config.space.parameters)} parameters from {config.space.source}"]
-    lines += models if config.model.candidates else []
+    task_lines = []
     tasks = {"target": config.target, **(source_keys(config) if uses_source(config) else {})}
     for key, task in tasks.items():
         task = resolve_task(task, data_root=config.data_root, base_dir=config.directory)
         if task.hub is not None:
-            lines.append(f"  {key} {task.name!r}: hub dataset {task.hub.path!r} (not read by validate; use --data-root for offline files)")
+            task_lines.append(f"  {key} {task.name!r}: hub dataset {task.hub.path!r} (not read by validate; use --data-root for offline files)")
             continue
         try:
             data = load_task(task, key=key, seed=config.seed)
         except ConfigError as err:
             raise err.at(file=file) from None
-        lines.append(
+        task_lines.append(
             f"  {key} {data.name!r}: {data.num_labels} labels, train {len(data.train)}, validation {len(data.validation)}"
             f"{' (carved from train)' if data.validation_carved else ''}"
         )
-    return lines + warm_lines
+    models = check_checkpoints(config, file=file)  # torch-free, each model candidate
+    make_sampler(config.sampler, seed=config.seed, space=config.space, file=file)
+    make_pruner(config.pruner, file=file)
+    if config.prior_candidates:
+        from tuneflow.transferability.candidates import load_candidates
+
+        load_candidates(config.directory / config.prior_candidates)
+    unchecked = [label for label, source in models.items() if not source.checked]
+    head = f"{file}: OK" + (f" as far as checked; not checked offline: model {', '.join(map(repr, unchecked))}" if unchecked else "")
+    lines = [head, f"  study {config.name!r}, {len(config.space.parameters)} parameters from {config.space.source}"]
+    lines += [f"  model {label!r}: {source.description}" for label, source in models.items()]
+    return lines + task_lines + warm_lines
 
 
 def run(
@@ -83,13 +94,16 @@ def run(
     study_name: str | None = None,
     quiet: bool = False,
     allow_changes: bool = False,
+    graceful_sigterm: bool = False,
 ) -> "optuna.Study":
     """Run (or resume) a study from its file or loaded config; returns the Optuna study.
 
     ``n_trials`` adds that many trials (default: up to the file's ``budget.n_trials`` in total).
     Progress lines go to stderr (a live block on a terminal) unless ``quiet``. Resuming a study whose
     file changed what its values mean (model, tasks, objective, space, evaluation) raises
-    :class:`ConfigError` naming the changed keys, unless ``allow_changes``.
+    :class:`ConfigError` naming the changed keys, unless ``allow_changes``. The first Ctrl-C (and SIGTERM
+    with ``graceful_sigterm``) lets the running trial finish and then raises ``StopRequested`` (a
+    ``KeyboardInterrupt``); a second one fails and re-queues the trial (see :mod:`tuneflow.study.workers`).
     """
     from tuneflow.observe.watching import watching_hooks
     from tuneflow.study.runner import plan_study, run_study
@@ -99,11 +113,16 @@ def run(
     if timeout is not None and timeout <= 0:
         raise ConfigError("must be positive (seconds)", key="timeout")
     plan = plan_study(study, data_root=data_root, storage=storage, study_name=study_name)
-    return run_study(plan, n_trials=n_trials, timeout=timeout, hooks=watching_hooks(quiet=quiet), allow_changes=allow_changes)
+    return run_study(plan, n_trials=n_trials, timeout=timeout, hooks=watching_hooks(quiet=quiet), allow_changes=allow_changes,
+                     graceful_sigterm=graceful_sigterm)
 
 
 def open_study(study_file: PathLike | None = None, *, storage: str | None = None, study_name: str | None = None) -> "optuna.Study":
-    """An existing study, found through its study file or a storage URL (and name, when it holds several)."""
+    """An existing study, found through its study file or a storage URL (and name, when it holds several).
+
+    Reads only: a study that is not there raises :class:`ConfigError` and creates nothing (no
+    database file, tables or lock file).
+    """
     from tuneflow.study.study_record import load_existing
 
     if study_file is not None and (storage is None or study_name is None):
@@ -112,7 +131,7 @@ def open_study(study_file: PathLike | None = None, *, storage: str | None = None
         study_name = study_name or config.name
     if storage is None:
         raise ConfigError("give --storage URL (or a study file)", key="storage")
-    return load_existing(storage, study_name)
+    return load_existing(storage, study_name, study_file=None if study_file is None else str(study_file))
 
 
 def _study(study: "optuna.Study | PathLike") -> "optuna.Study":
@@ -145,8 +164,9 @@ def confirm(
         raise ConfigError("must be at least 1", key="top_k")
     if seeds < 2:
         raise ConfigError("must be at least 2 (an interval over seeds)", key="seeds")
+    config = load_config(study_file, data_root=data_root, storage=storage, study_name=study_name)
+    study = load_existing(config.storage_url(), config.name, study_file=str(study_file))  # before the slower checks
     plan = plan_study(study_file, data_root=data_root, storage=storage, study_name=study_name)
-    study = load_existing(plan.config.storage_url(), plan.config.name)
     return _confirm(plan, study, top_k=top_k, seeds=seeds)
 
 

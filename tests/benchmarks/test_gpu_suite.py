@@ -1,5 +1,6 @@
 """``benchmarks/gpu_suite.sh --dry-run``: every step of the one-call GPU suite, on the CPU with a tiny model,
-so the script the GPU sessions depend on cannot rot between the sessions that are lent one."""
+so the script the GPU sessions depend on cannot rot between the sessions that are lent one. It takes
+minutes, so it is marked ``slow``; ``.ci/run`` runs it in a pass of its own."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO, SHARED_DATA
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -15,6 +17,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 STEPS = ("tests", "throughput", "study", "ceiling")
 
 
+@pytest.mark.slow  # minutes (half the default suite's time): `.ci/run` runs it in its own pass
 def test_gpu_suite_dry_run_runs_every_step_and_reports_every_target(tmp_path):
     from tuneflow.models.packaged import packaged_model_dir
 

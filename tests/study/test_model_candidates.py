@@ -99,7 +99,7 @@ def test_each_model_is_tokenised_once_per_process_when_first_picked(two_models):
 @pytest.mark.parametrize("case, key, words", [
     ("labels", "model.candidates[1].label", "two candidates are labelled 'same'"),
     ("both", "model.name", "not both"),
-    ("not_a_model", "model.candidates[1].name", "cannot load the model's tokenizer"),
+    ("not_a_model", "model.candidates[1].name", "has no config.json"),
     ("lora_targets", "parameters.lora_target_modules", "model candidate 'gpt2'"),
 ])
 def test_every_candidate_is_checked_before_the_study_starts(two_models, tiny_models, run_cli, tmp_path, case, key, words):

@@ -20,7 +20,7 @@ from worker_processes import (
     wait_for_running_trial,
 )
 
-pytest.importorskip("grpc")
+pytestmark = pytest.mark.grpc  # the postgres tests are marked too (conftest skips them without the extras)
 
 
 @pytest.fixture

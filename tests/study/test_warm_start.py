@@ -230,7 +230,7 @@ def _bad_entries(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("case", range(6))
+@pytest.mark.parametrize("case", [*range(5), pytest.param(5, marks=pytest.mark.postgres)])  # 5 needs psycopg
 def test_a_bad_reference_is_a_one_line_error_and_writes_nothing(case, make_study, run_cli, tmp_path):
     entry, key, words = _bad_entries(tmp_path)[case]
     study_file = make_study(search_space=SPACE, warm_start=[{"storage": "sqlite:///earlier.db", "study": "earlier"}, entry])

@@ -132,6 +132,10 @@ def test_bad_storage_settings_are_one_line_errors(make_study, run_cli, tmp_path)
     assert code == 2 and "storage_options.grace_period: must be longer than heartbeat_interval" in err
     code, _, err = run_cli("launch", make_study(), "--gpus", "0,x")
     assert code == 2 and "gpus" in err
+
+
+@pytest.mark.redis
+def test_an_unreachable_redis_is_a_one_line_error_without_its_password(make_study, run_cli):
     code, out, err = run_cli("run", make_study(storage="redis://:hunter2secret@127.0.0.1:1/0"))
     assert code == 2 and "cannot open storage 'redis://:***@127.0.0.1:1/0'" in err and "hunter2secret" not in out + err
 
@@ -198,6 +202,7 @@ def test_sigterm_fails_and_requeues_the_running_trial(worker_study, pg_study_nam
     assert waiting.user_attrs == {"retry_of": stopped} and waiting.params == trial.params
 
 
+@pytest.mark.slow  # the same lock as test_budget_is_exact_on_every_storage[sqlite]; processes: the launch test
 def test_sqlite_with_several_workers(worker_study, tmp_path):
     study_file = worker_study(n_trials=4)
     url = f"sqlite:///{tmp_path / 'many.db'}"
@@ -234,6 +239,96 @@ def test_launch_forwards_sigterm_and_leaves_no_running_trial(worker_study, pg_st
     study = optuna.load_study(study_name=name, storage=PG_URL)
     assert not study.get_trials(states=(TrialState.RUNNING,))
     assert TrialCount.of(study.trials).finished < 50
+
+
+# -- stopping: the first Ctrl-C finishes the running trial, a second aborts it -----------------------
+
+SLOW = {"mapping": {"type": "fixed", "value": "slow_direct"}}
+
+
+def _log_so_far(proc) -> str:
+    with open(proc.log.name) as f:
+        return f.read()
+
+
+@pytest.mark.parametrize(("command", "signum", "flags"), [
+    pytest.param("worker", signal.SIGINT, (), id="worker-ctrl-c"),
+    pytest.param("run", signal.SIGTERM, ("--graceful-sigterm",), id="run-graceful-sigterm"),
+])
+def test_first_stop_signal_lets_the_running_trial_finish(command, signum, flags, worker_study, tmp_path):
+    study_file = worker_study(n_trials=2, space=SLOW)  # each trial pauses 2 s before training
+    url = f"sqlite:///{tmp_path / 'stop.db'}"
+    proc = spawn(tmp_path, command, study_file, "--storage", url, *flags)
+    running = wait_for_running_trial(url, study_file.stem, proc.pid)
+    proc.send_signal(signum)
+    code, log = finish(proc)
+    name = signal.Signals(signum).name
+    assert code == 128 + signum, log  # stopped before the budget: a script must not take the study for done
+    assert f"{name}: finishing trial {running}, then stopping" in log
+    assert f"stopped by {name} after trial {running} finished; run the same command to go on" in log
+    assert "Traceback" not in log
+    (trial,) = optuna.load_study(study_name=study_file.stem, storage=url).trials  # no further trial started
+    assert trial.number == running and trial.state == TrialState.COMPLETE and "fail_reason" not in trial.user_attrs
+
+
+def test_second_ctrl_c_fails_and_requeues_the_running_trial(worker_study, tmp_path):
+    study_file = worker_study(n_trials=2, space={**SLOW, "sleep_seconds": {"type": "fixed", "value": 120.0}})
+    url = f"sqlite:///{tmp_path / 'abort.db'}"
+    worker = spawn(tmp_path, "worker", study_file, "--storage", url)
+    running = wait_for_running_trial(url, study_file.stem, worker.pid)
+    worker.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + WAIT
+    while "then stopping" not in _log_so_far(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    worker.send_signal(signal.SIGINT)  # the trial would sleep two more minutes: only the abort ends it soon
+    code, log = finish(worker)
+    assert code == 128 + signal.SIGINT, log
+    assert "interrupted (worker stopped (SIGINT))" in log and "Traceback" not in log
+    study = optuna.load_study(study_name=study_file.stem, storage=url)
+    trial = study.trials[running]
+    assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == "worker stopped (SIGINT)"
+    (waiting,) = study.get_trials(states=(TrialState.WAITING,))
+    assert waiting.user_attrs == {"retry_of": running} and waiting.params == trial.params
+    assert len(study.trials) == 2  # the failed trial and its waiting copy, nothing else
+
+
+def test_ctrl_c_while_a_trial_is_being_created_runs_it_and_fails_nothing(tmp_path):
+    """The admitted trial exists in storage already: a graceful stop runs it rather than failing it."""
+    from tuneflow.config.study_config import StorageOptionsConfig
+    from tuneflow.study.storage import open_storage
+    from tuneflow.study.workers import StopRequested, TrialLoop
+
+    url = f"sqlite:///{tmp_path / 'admit.db'}"
+    storage = open_storage(url)
+    study = optuna.create_study(storage=storage)
+
+    def sampler_for(number: int):
+        loop.request_stop(signal.SIGINT)  # Ctrl-C between reserving trial 0 and running it
+        return optuna.samplers.RandomSampler(seed=number)
+
+    loop = TrialLoop(study, storage=storage, url=url, options=StorageOptionsConfig(),
+                     objective=lambda t: t.suggest_float("x", 0, 1), n_trials=3, sampler_for=sampler_for)
+    with pytest.raises(StopRequested) as stop:
+        loop.run()
+    assert stop.value.graceful and stop.value.last_trial == 0
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+
+
+def test_launch_forwards_ctrl_c_and_its_workers_finish_their_trials(worker_study, tmp_path):
+    url = f"sqlite:///{tmp_path / 'launch.db'}"
+    study_file = worker_study(n_trials=50, storage=url)
+    proc = spawn(tmp_path, "launch", study_file, "--workers", 1, label="launch")
+    deadline = time.monotonic() + WAIT
+    while "[cpu0] [1/50] trial" not in _log_so_far(proc) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the worker has finished its first trial
+    proc.send_signal(signal.SIGINT)
+    code, log = finish(proc)
+    assert code == 128 + signal.SIGINT, log
+    assert "SIGINT: each worker finishes its running trial, then stops" in log
+    assert "[cpu0] tuneflow: stopped by SIGINT" in log and "stopped by SIGINT; exit codes [130]" in log
+    study = optuna.load_study(study_name=study_file.stem, storage=url)
+    assert 1 <= len(study.trials) < 50
+    assert all(t.state == TrialState.COMPLETE for t in study.trials), [t.state for t in study.trials]
 
 
 def _exists(name: str) -> bool:

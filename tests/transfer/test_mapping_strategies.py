@@ -33,26 +33,37 @@ def _space(mapping: str, method: str, **extra) -> dict:
     return {"parameters": params}
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("mapping", BUILT_IN)
-def test_every_strategy_trains_with_every_method(make_study, run_cli, mapping, method):
-    # The contract: a registered strategy completes a trial with each method and reports target metrics.
-    study_file = make_study(
-        search_space=_space(mapping, method), budget={"n_trials": 1},
-        objective={"weights": {"f1": 1.0}, "transfer_baseline": False},
-    )
-    code, _, err = run_cli("run", study_file)
+def test_every_strategy_trains_with_every_method(make_study, run_cli):
+    """The contract: a registered strategy completes a trial with each method and reports target metrics.
+
+    One grid study over every (strategy, method) pair: a study per pair would pay its setup 15 times."""
+    space = _space("direct", "full")
+    space["parameters"].update({
+        "method": {"type": "categorical", "choices": list(METHODS)},
+        "freeze_layers": {"type": "fixed", "value": 1, "when": {"method": ["full", "lora"]}},  # head_only: 0
+        "mapping": {"type": "categorical", "choices": BUILT_IN},
+    })
+    pairs = len(BUILT_IN) * len(METHODS)
+    study_file = make_study(search_space=space, sampler={"name": "grid"}, budget={"n_trials": pairs},
+                            objective={"weights": {"f1": 1.0}, "transfer_baseline": False})
+    code, _, err = run_cli("run", study_file, "--quiet")
     assert code == 0, err
-    trial = _trial(study_file)
-    assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("fail_reason")
-    attrs = trial.user_attrs
-    assert 0.0 <= attrs["f1"] <= 1.0 and len(attrs["history"]) == 1
-    assert trial.intermediate_values.keys() == {100}  # reported once per epoch, at 100 % of the schedule
-    if method != "full":
-        assert attrs["trainable_parameters"] < attrs["total_parameters"] / 2
-    if mapping in RETAINS_SOURCE:
-        assert 0.0 <= attrs["source_retention"] <= 1.0
-    assert "transfer_gain" not in attrs  # transfer_baseline: false
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{study_file.parent / 'tiny.db'}").trials
+    assert sorted((t.params["mapping"], t.params["method"]) for t in trials) == sorted(
+        (mapping, method) for mapping in BUILT_IN for method in METHODS)
+    for trial in trials:
+        mapping, method, attrs = trial.params["mapping"], trial.params["method"], trial.user_attrs
+        assert trial.state == TrialState.COMPLETE, (mapping, method, attrs.get("fail_reason"))
+        assert attrs["params"]["freeze_layers"] == (0 if method == "head_only" else 1)
+        assert 0.0 <= attrs["f1"] <= 1.0 and len(attrs["history"]) == 1
+        assert trial.intermediate_values.keys() == {100}  # reported once per epoch, at 100 % of the schedule
+        if method != "full":
+            assert attrs["trainable_parameters"] < attrs["total_parameters"] / 2, (mapping, method)
+        if mapping in RETAINS_SOURCE:
+            assert 0.0 <= attrs["source_retention"] <= 1.0
+        if mapping == "sequential":
+            assert 0.0 <= attrs["source_accuracy_after_source"] <= 1.0
+        assert "transfer_gain" not in attrs  # transfer_baseline: false
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,11 @@ def _allow_changes(p: argparse.ArgumentParser) -> None:
                    help="resume although the file changed the model, tasks, objective, space or evaluation (recorded)")
 
 
+def _graceful_sigterm(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--graceful-sigterm", action="store_true",
+                   help="SIGTERM lets the running trial finish, like the first Ctrl-C (default: SIGTERM fails and re-queues it)")
+
+
 # Every number on the command line is checked like a config key: (lowest, highest, lowest excluded).
 NUMBERS = {
     "n_trials": (1, None, False),
@@ -64,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder for relative data paths; switches hub tasks to their `offline` files")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     _allow_changes(p)
+    _graceful_sigterm(p)
     _study_args(p)
 
     p = sub.add_parser("validate", help="check a study file, its search space and local data (no torch)")
@@ -116,6 +122,7 @@ def _worker_parsers(sub) -> None:
     p.add_argument("--data-root", help="as for run")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     _allow_changes(p)
+    _graceful_sigterm(p)
     p.add_argument("--storage", help="storage URL (default: $TUNEFLOW_STORAGE, else the study file's)")
     p.add_argument("--study-name", help="study name (default: the study file's)")
 
@@ -128,6 +135,7 @@ def _worker_parsers(sub) -> None:
     p.add_argument("--data-root", help="passed to each worker")
     p.add_argument("--quiet", action="store_true", help="passed to each worker")
     p.add_argument("--allow-changes", action="store_true", help="passed to each worker")
+    _graceful_sigterm(p)
     _study_args(p)
 
     p = sub.add_parser("proxy", help="serve Optuna's gRPC storage proxy (with tuneflow's budget lock and heartbeats) "
@@ -155,8 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"tuneflow: error: {redact_text(str(err))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as err:  # Ctrl-C, or tuneflow.workers.StopRequested (SIGTERM / SIGINT)
-        print(f"tuneflow: interrupted{f' ({err})' if str(err) else ''}", file=sys.stderr)
+    except KeyboardInterrupt as err:  # Ctrl-C, or tuneflow.study.workers.StopRequested (SIGTERM / SIGINT)
+        if getattr(err, "graceful", False):  # stopped between trials: nothing failed; the budget is not reached
+            print(f"tuneflow: {err}; run the same command to go on", file=sys.stderr)
+        else:
+            print(f"tuneflow: interrupted{f' ({err})' if str(err) else ''}", file=sys.stderr)
         return 128 + getattr(err, "signum", 2)
 
 
@@ -166,7 +177,8 @@ def cmd_run(args) -> int:
 
     config = api.load_config(args.study_file, data_root=args.data_root, storage=args.storage, study_name=args.study_name)
     quiet_libraries()
-    study = api.run(config, n_trials=args.n_trials, timeout=args.timeout, quiet=args.quiet, allow_changes=args.allow_changes)
+    study = api.run(config, n_trials=args.n_trials, timeout=args.timeout, quiet=args.quiet, allow_changes=args.allow_changes,
+                    graceful_sigterm=args.graceful_sigterm)
     print(f"study {study.study_name!r} in {redact_url(config.storage_url())}")
     print(f"next: tuneflow best {args.study_file}   |   tuneflow export {args.study_file} -o best.yaml")
     return 0
@@ -236,9 +248,12 @@ def cmd_train(args) -> int:
 
 
 def cmd_dashboard(args) -> int:
+    from tuneflow import api
     from tuneflow.observe.dashboard import resolve_target, serve
 
     storage, artifacts = resolve_target(args.study_file, storage=args.storage, artifacts=args.artifacts_dir)
+    if args.study_file:
+        api.open_study(args.study_file, storage=args.storage)  # the file's study is there (read only), or one line
     serve(storage, host=args.host, port=args.port, artifacts=artifacts)
     return 0
 
@@ -266,7 +281,8 @@ def cmd_worker(args) -> int:
 
     slot = os.environ.get("TUNEFLOW_WORKER_SLOT")
     print(f"worker {worker_id()}{f' ({slot})' if slot else ''} joins study {plan.config.name!r} in {redact_url(plan.config.storage_url())}", flush=True)
-    run_study(plan, timeout=args.timeout, hooks=watching_hooks(quiet=args.quiet), allow_changes=args.allow_changes)
+    run_study(plan, timeout=args.timeout, hooks=watching_hooks(quiet=args.quiet), allow_changes=args.allow_changes,
+              graceful_sigterm=args.graceful_sigterm)
     return 0
 
 
@@ -282,8 +298,9 @@ def cmd_launch(args) -> int:
     worker_args = [*(["--study-name", args.study_name] if args.study_name else []),
                    *(["--data-root", args.data_root] if args.data_root else []),
                    *(["--timeout", str(args.timeout)] if args.timeout else []), *(["--quiet"] if args.quiet else []),
-                   *(["--allow-changes"] if args.allow_changes else [])]
-    return launch(args.study_file, slots, worker_args=worker_args, storage=config.storage if storage else None)
+                   *(["--allow-changes"] if args.allow_changes else []), *(["--graceful-sigterm"] if args.graceful_sigterm else [])]
+    return launch(args.study_file, slots, worker_args=worker_args, storage=config.storage if storage else None,
+                  graceful_sigterm=args.graceful_sigterm)
 
 
 def _monitored_study(args):
@@ -299,7 +316,7 @@ def _monitored_study(args):
         storage, name, options, n_trials = config.storage_url(), config.name, config.storage_options, config.budget.n_trials
     if storage is None:
         raise ConfigError("give --storage URL (or a study file)", key="storage")
-    return load_existing(storage, name, options=options), storage, options, n_trials
+    return load_existing(storage, name, options=options, study_file=args.study_file), storage, options, n_trials
 
 
 def cmd_status(args) -> int:

@@ -10,11 +10,21 @@ from tuneflow.config.errors import ConfigError
 T = TypeVar("T")
 
 
+def closest_name(name: str, available: Iterable[str], *, cutoff: float = 0.5) -> str | None:
+    """The available name nearest to ``name`` (difflib), or None when none is near enough."""
+    close = difflib.get_close_matches(str(name), list(available), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, available: Iterable[str]) -> str:
+    """``"did you mean 'x'? "`` for the nearest available name, else ``""``."""
+    close = closest_name(name, available)
+    return f"did you mean {close!r}? " if close else ""
+
+
 def unknown_name_message(kind: str, name: str, available: Iterable[str]) -> str:
     choices = sorted(available)
-    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.5)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return f"unknown {kind} {name!r}; {hint}available: {', '.join(choices)}"
+    return f"unknown {kind} {name!r}; {did_you_mean(name, choices)}available: {', '.join(choices)}"
 
 
 class Registry(Generic[T]):

@@ -16,6 +16,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from tuneflow.config.errors import ConfigError
+from tuneflow.config.file_hints import missing_file_hint
 from tuneflow.config.registry import unknown_name_message
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
@@ -152,7 +153,8 @@ def read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
-        raise ConfigError(f"cannot read file ({err.strerror or err})", file=str(path)) from None
+        hint = missing_file_hint(path) if isinstance(err, FileNotFoundError) else ""
+        raise ConfigError(f"cannot read file ({err.strerror or err}){hint}", file=str(path)) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
 from tuneflow.config.errors import ConfigError
-from tuneflow.config.registry import unknown_name_message
+from tuneflow.config.file_hints import nearest_file
+from tuneflow.config.registry import did_you_mean, unknown_name_message
 from tuneflow.config.schema import parse_dataclass, read_yaml
 
 if TYPE_CHECKING:
@@ -172,9 +173,12 @@ class SearchSpace:
                 raise err.at(file=source) from None
             for ref, condition in (parsed.when or {}).items():
                 if ref not in specs:
-                    raise ConfigError(
-                        f"condition refers to {ref!r}, which is not a parameter defined above", file=source, key=f"{key}.when.{ref}"
-                    )
+                    if ref in params:  # sampled in file order: the value is not known yet when this one is sampled
+                        where = "it is defined below; move it above"
+                    else:
+                        where = f"{did_you_mean(ref, specs)}defined above: {', '.join(specs) or 'none'}"
+                    raise ConfigError(f"condition refers to {ref!r}, which is not a parameter defined above ({where})",
+                                      file=source, key=f"{key}.when.{ref}")
                 possible = specs[ref].possible_values()
                 options = condition if isinstance(condition, (list, tuple)) else [condition]
                 if possible is not None and not any(o in possible for o in options):
@@ -196,9 +200,11 @@ class SearchSpace:
         for path in candidates:
             if path is not None and path.is_file():
                 return cls.from_mapping(read_yaml(path), str(path))
+        shipped = shipped_search_space_names()
+        close = nearest_file(study_file.parent / value, extra=tuple(shipped))
         raise ConfigError(
             f"search space file {value!r} not found (looked beside the study file and among the shipped spaces: "
-            f"{', '.join(shipped_search_space_names())})",
+            f"{', '.join(shipped)}){f'; did you mean {close!r}?' if close else ''}",
             file=str(study_file),
             key="search_space",
         )

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from tuneflow.config.errors import ConfigError
 from tuneflow.config.model_config import ModelCandidate, ModelConfig  # noqa: F401  (re-exported)
+from tuneflow.config.file_hints import require_file
 from tuneflow.config.schema import parse_dataclass, read_yaml
 from tuneflow.config.search_space import SearchSpace, StrategyLookup
 from tuneflow.config.warm_start_config import WarmStartConfig  # noqa: F401  (a field type, re-exported)
@@ -392,4 +393,6 @@ def load_study_config(
     space = with_choice_parameters(space, config, strategies=strategies)  # trial parameters source / model
     object.__setattr__(config, "space", space)
     space.check_against(config, study_file=path, strategies=strategies)
+    if config.prior_candidates:  # read only when the study starts: a typo fails now
+        require_file(config.directory / config.prior_candidates, file=str(path), key="prior_candidates")
     return config

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from tuneflow.config.errors import ConfigError, first_line
-from tuneflow.config.registry import unknown_name_message
+from tuneflow.config.file_hints import missing_file_hint
+from tuneflow.config.registry import did_you_mean, unknown_name_message
 from tuneflow.config.study_config import FileData, TaskConfig
 
 
@@ -128,7 +129,7 @@ def _read_file(files: FileData, split: str) -> pd.DataFrame | None:
             return pd.read_csv(path, keep_default_na=False)
         return pd.read_json(path, lines=(fmt == "jsonl"))
     except FileNotFoundError:
-        raise ConfigError(f"file not found: {path}", key=key) from None
+        raise ConfigError(f"file not found: {path}{missing_file_hint(path)}", key=key) from None
     except (OSError, ValueError, pd.errors.ParserError) as err:
         message = first_line(err)
         raise ConfigError(f"cannot read {path}: {message}", key=key) from None
@@ -175,14 +176,32 @@ def _labels(task: TaskConfig, frames: dict[str, pd.DataFrame | None]) -> tuple[s
     return tuple(sorted(map(str, values.unique())))
 
 
+def _check_columns(task: TaskConfig, frames: dict[str, pd.DataFrame | None]) -> None:
+    """Every split has the text, pair and label columns; checked before anything reads a column."""
+    for split, frame in frames.items():
+        if frame is None:
+            continue
+        columns = [str(c) for c in frame.columns]
+        for column_key in ("text_column", "text_pair_column", "label_column"):
+            column = getattr(task, column_key)
+            if column is not None and column not in frame.columns:
+                raise ConfigError(
+                    f"column {column!r} not found in {_split_source(task, split)}; {did_you_mean(column, columns)}"
+                    f"its columns: {', '.join(columns) or 'none'}",
+                    key=column_key,
+                )
+
+
+def _split_source(task: TaskConfig, split: str) -> str:
+    """Where a split's rows come from, for messages: the file, the hub split or the packaged corpus."""
+    if task.files is not None:
+        return f"{getattr(task.files, split)} ({split} split)"
+    if task.hub is not None:
+        return f"hub dataset {task.hub.path!r} split {getattr(task.hub, f'{split}_split')!r}"
+    return f"packaged corpus {task.package!r}"
+
+
 def _to_split(task: TaskConfig, frame: pd.DataFrame, split: str, names: tuple[str, ...]) -> TextSplit:
-    for column_key in ("text_column", "text_pair_column", "label_column"):
-        column = getattr(task, column_key)
-        if column is not None and column not in frame.columns:
-            raise ConfigError(
-                f"column {column!r} not found in the {split} split; columns: {', '.join(map(str, frame.columns))}",
-                key=column_key,
-            )
     if len(frame) == 0:
         raise ConfigError(f"the {split} split is empty", key=_split_key(task, split))
     raw = frame[task.label_column]
@@ -241,6 +260,7 @@ def _cap(split: TextSplit, rows: int | None, seed: int) -> TextSplit:
 
 
 def _build(task: TaskConfig, frames: dict[str, pd.DataFrame | None], seed: int) -> TaskData:
+    _check_columns(task, frames)  # before _labels reads the label column of every split
     names = _labels(task, frames)
     if frames["train"] is None:
         raise ConfigError("a task needs a train split", key=_split_key(task, "train"))

@@ -23,6 +23,10 @@ def sqlite_artifacts_dir(storage_url: str) -> Path | None:
     """``<db folder>/<db stem>_artifacts`` for a SQLite file URL; None for any other storage."""
     from sqlalchemy.engine import make_url
 
+    from tuneflow.config.storage_url import storage_kind
+
+    if storage_kind(storage_url) != "rdb":  # a journal file or redis: no SQLite file to sit beside
+        return None
     url = make_url(storage_url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None

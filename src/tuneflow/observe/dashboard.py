@@ -143,18 +143,18 @@ def resolve_target(study_file: str | None, *, storage: str | None, artifacts: st
 def make_dashboard_server(storage_url: str, *, host: str = "127.0.0.1", port: int = 8080, artifacts: Path | None = None) -> WSGIServer:
     """A ready (not yet serving) optuna-dashboard server; ``port=0`` picks a free port."""
     import optuna_dashboard
-    from sqlalchemy.engine import make_url
+    from optuna.artifacts import FileSystemArtifactStore
 
-    from tuneflow.observe.artifacts import open_artifact_store
-    from tuneflow.study.storage import check_storage_url, open_storage
+    from tuneflow.study.storage import check_storage_url, missing_storage, open_storage
+    from tuneflow.study.study_record import no_study_message
 
     check_storage_url(storage_url)
-    url = make_url(storage_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" and not Path(url.database).is_file():
-        # Opening would create an empty database; a typo deserves an error instead.
-        raise ConfigError(f"no study database at {url.database} (run `tuneflow run` first)", key="storage")
-    store = open_artifact_store(artifacts) if artifacts is not None else None
-    app = optuna_dashboard.wsgi(open_storage(storage_url), artifact_store=store)
+    missing = missing_storage(storage_url)
+    if missing:  # opening would create an empty database (and a lock file): a typo deserves an error instead
+        raise ConfigError(no_study_message(None, storage_url, None, why=missing))
+    # The dashboard only reads: the folder is not created here (the study's first trial images do that).
+    store = FileSystemArtifactStore(artifacts) if artifacts is not None else None
+    app = optuna_dashboard.wsgi(open_storage(storage_url, read_only=True), artifact_store=store)
     try:
         from wsgiref.simple_server import make_server
 

@@ -175,7 +175,7 @@ def _summary(study: optuna.Study, storage_url: str | None) -> str:
         ("objective", directions),
         ("trials", ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())) or "none"),
         ("best", best),
-        ("storage", redact_url(storage_url or record.get("storage")) or DASH),
+        *_storage_rows(study, storage_url, record.get("storage")),
         ("first trial started", min(starts).isoformat(timespec="seconds") if starts else DASH),
         ("last trial finished", max(ends).isoformat(timespec="seconds") if ends else DASH),
         ("training time, all trials", f"{training:.1f} s"),
@@ -187,6 +187,14 @@ def _summary(study: optuna.Study, storage_url: str | None) -> str:
     if note:
         out += '<h3>Study note</h3><div class="studynote">' + _markdown(redact_text(note)) + "</div>"
     return out
+
+
+def _storage_rows(study: optuna.Study, storage_url: str | None, first: str | None) -> list[tuple[str, str]]:
+    """The storage this report read; also the one the study was first run from (the study note's) when another."""
+    from tuneflow.study.storage import storage_url_of
+
+    read, first = redact_url(storage_url or storage_url_of(study)), redact_url(first)
+    return [("storage", read or first or DASH)] + ([("first run from storage", first)] if read and first and first != read else [])
 
 
 def _study_note(study: optuna.Study) -> str:

@@ -13,7 +13,7 @@ COLUMNS = (
     ("f1", lambda t: _fmt(t.user_attrs.get("f1"))),
     ("mapping", lambda t: str(t.user_attrs.get("params", {}).get("mapping", "?"))),
     ("method", lambda t: str(t.user_attrs.get("params", {}).get("method", "?"))),
-    ("lr", lambda t: _fmt(_encoder_rate(t.user_attrs.get("params", {})), ".2e")),
+    ("learning_rate", lambda t: _fmt(t.user_attrs.get("params", {}).get("learning_rate"), ".2e")),
     ("batch", lambda t: str(t.user_attrs.get("params", {}).get("batch_size", "?"))),
     ("epochs", lambda t: str(t.user_attrs.get("params", {}).get("epochs", "?"))),
     ("train s", lambda t: _fmt(t.user_attrs.get("training_seconds"), ".1f")),
@@ -34,13 +34,6 @@ def _mean_sd(attrs: dict) -> str:
         return "-"
     sd = attrs.get("value_sd")
     return f"{mean:.4f}" if sd is None else f"{mean:.4f}±{sd:.4f}"
-
-
-def _encoder_rate(params: dict) -> float | None:
-    """The rate the encoder side trains with: LoRA's matrices have their own when it is set."""
-    if params.get("method") == "lora" and params.get("lora_learning_rate") is not None:
-        return params["lora_learning_rate"]
-    return params.get("learning_rate")
 
 
 def _gain(trial: FrozenTrial) -> str:
@@ -73,6 +66,9 @@ def format_table(trials: list[FrozenTrial], *, confirmed: dict[int, dict] | None
         columns[-1:-1] = [(name, _spread(fn, confirmed)) for name, fn in SPREAD_COLUMNS]
     if confirmed:
         columns[1] = ("value", lambda t: f"{confirmed[t.number]['value']:.4f}*" if t.number in confirmed else format_values(t.values))
+    if any("lora_learning_rate" in t.user_attrs.get("params", {}) for t in trials):  # LoRA's own rate, under its own name
+        rate = [name for name, _ in columns].index("learning_rate") + 1
+        columns.insert(rate, ("lora_learning_rate", lambda t: _fmt(t.user_attrs.get("params", {}).get("lora_learning_rate"), ".2e")))
     method = [name for name, _ in columns].index("method") + 1
     if any("model" in t.params for t in trials):  # the study searched over model candidates
         columns.insert(method, ("model", lambda t: str(t.user_attrs.get("model") or "-")))

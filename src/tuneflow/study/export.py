@@ -20,6 +20,7 @@ from tuneflow.config.study_config import (
 )
 from tuneflow.study.contract import CONFIG_ATTR, record_for
 from tuneflow.study.results import confirmed, ranked_trials
+from tuneflow.study.storage import storage_url_of
 from tuneflow.study.trial_choices import trial_model, trial_source
 
 EXPORT_FORMAT = 1
@@ -96,7 +97,9 @@ def export_trials(study: optuna.Study, top_k: int = 1) -> dict[str, Any]:
                 "train_share": chosen.get("progress") if chosen.get("rule") == "best" and chosen.get("progress", 1) < 1 else None,
             }
         )
-    return {"tuneflow_export": EXPORT_FORMAT, "storage": redact_url(latest.get("storage")), "configs": configs}
+    # The storage read now (a copy, a server the study moved to), not the one the study was first run from.
+    storage = redact_url(storage_url_of(study) or latest.get("storage"))
+    return {"tuneflow_export": EXPORT_FORMAT, "storage": storage, "configs": configs}
 
 
 def _confirmed_figures(result: dict[str, Any] | None) -> dict[str, Any] | None:

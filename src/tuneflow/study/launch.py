@@ -2,9 +2,11 @@
 
 Each GPU slot gets its own ``CUDA_VISIBLE_DEVICES``; ``--per-gpu K`` packs K small-model workers on a
 GPU. Threads are shared out (``OMP_NUM_THREADS`` = CPUs / workers, unless already set) so workers do
-not fight over cores. Worker output is prefixed with its slot. SIGTERM or Ctrl-C is forwarded to every
-worker, which records its running trial as failed and re-queues it, then exits; a second one kills
-them (their trials then come back through the heartbeat). A storage URL given with ``--storage``
+not fight over cores. Worker output is prefixed with its slot. Stop signals are forwarded to every
+worker, which reacts as :mod:`tuneflow.study.workers` says: the first Ctrl-C (or SIGTERM with
+``--graceful-sigterm``) lets each running trial finish, the next signal aborts them (failed and
+re-queued), and one more kills the workers (their trials then come back through the heartbeat). A
+plain SIGTERM aborts at once, and a second one kills. A storage URL given with ``--storage``
 reaches the workers through ``TUNEFLOW_STORAGE``, never their command line (``ps`` shows that).
 """
 
@@ -18,6 +20,7 @@ import threading
 from dataclasses import dataclass
 
 from tuneflow.config.errors import ConfigError
+from tuneflow.study.workers import announce_from_handler
 
 
 @dataclass(frozen=True)
@@ -46,17 +49,28 @@ def plan_slots(*, gpus: str | None, per_gpu: int, workers: int | None) -> list[S
     return slots
 
 
-def launch(study_file: str, slots: list[Slot], *, worker_args: list[str], storage: str | None) -> int:
-    """Start the workers, relay their output, forward stop signals; the exit code says how it ended."""
+def launch(study_file: str, slots: list[Slot], *, worker_args: list[str], storage: str | None,
+           graceful_sigterm: bool = False) -> int:
+    """Start the workers, relay their output, forward stop signals; the exit code says how it ended.
+
+    ``graceful_sigterm``: the workers were started with ``--graceful-sigterm`` (so SIGTERM, too, first
+    lets their trials finish)."""
     procs: list[subprocess.Popen] = []
-    stop = {"signal": None, "count": 0}
+    stop = {"signal": None, "count": 0, "forwarded": 1}
+    graceful = {signal.SIGINT, signal.SIGTERM} if graceful_sigterm else {signal.SIGINT}
 
     def forward(signum, _frame) -> None:
-        stop["signal"] = stop["signal"] or signum
+        if stop["signal"] is None:
+            stop["signal"] = signum
+            if signum in graceful:  # the workers finish their trials; the next signal still reaches them
+                stop["forwarded"] = 2
+                announce_from_handler(f"tuneflow launch: {signal.Signals(signum).name}: each worker finishes its running "
+                                      "trial, then stops (press Ctrl-C again to abort the trials: they are failed and "
+                                      "re-queued)", to_stdout=True)
         stop["count"] += 1
         for proc in procs:
             if proc.poll() is None:
-                proc.send_signal(signum if stop["count"] == 1 else signal.SIGKILL)
+                proc.send_signal(signum if stop["count"] <= stop["forwarded"] else signal.SIGKILL)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     relays = []

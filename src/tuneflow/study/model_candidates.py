@@ -6,20 +6,24 @@ names the candidate's key (``model.candidates[1].name``) so the user knows which
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuneflow.config.errors import ConfigError, first_line
 from tuneflow.config.study_config import StudyConfig
 
+if TYPE_CHECKING:
+    from tuneflow.models.model_source import ModelSource
+
 
 def check_models(config: StudyConfig, *, file: str) -> dict[str, str]:
     """Label -> resolved model path of each candidate (file order), after its tokenizer and model checks."""
-    from tuneflow.models.loading import resolve_model_path
     from tuneflow.models.model_check import check_model
+    from tuneflow.models.model_source import check_model_source
 
     paths: dict[str, str] = {}
     for prefix, label, model, own in _candidates(config):
-        path = resolve_model_path(model, config.directory)
+        # A local folder holds config.json and a tokenizer (one clear line); a hub id is tried by loading.
+        path = check_model_source(model, config.directory, file=file, key=f"{prefix}.name", hub=False).path
         check_tokenizer(path, model.revision, file=file, key=f"{prefix}.name")
         try:
             # Built on the meta device: LoRA targets, freeze_layers, quantization, against this candidate.
@@ -30,22 +34,24 @@ def check_models(config: StudyConfig, *, file: str) -> dict[str, str]:
     return paths
 
 
-def check_checkpoints(config: StudyConfig, *, file: str) -> list[str]:
-    """The torch-free check of each local candidate (``tuneflow validate``); one summary line per candidate."""
-    from tuneflow.models.checkpoint_info import resolve_model_path
-    from tuneflow.models.model_check import check_checkpoint
+def check_checkpoints(config: StudyConfig, *, file: str) -> dict[str, "ModelSource"]:
+    """The torch-free check of each candidate (``tuneflow validate``): label -> where it comes from and what was checked.
 
-    lines = []
+    A local folder must hold config.json and a tokenizer, a hub id must exist on the hub (offline:
+    marked not checked), and the search space must fit the checkpoint (LoRA targets, freeze_layers).
+    """
+    from tuneflow.models.model_check import check_checkpoint
+    from tuneflow.models.model_source import check_model_source
+
+    sources = {}
     for prefix, label, model, own in _candidates(config):
-        path = resolve_model_path(model, config.directory)
-        if config.model.candidates and Path(path).is_dir():  # a local candidate: its tokenizer too (hub ids: at run)
-            check_tokenizer(path, model.revision, file=file, key=f"{prefix}.name")
+        source = check_model_source(model, config.directory, file=file, key=f"{prefix}.name")
         try:
-            check_checkpoint(own, path, file=file)
+            check_checkpoint(own, source.path, file=file)
         except ConfigError as err:
             raise candidate_error(err, prefix, label) from None
-        lines.append(f"  model {label!r}: {path}")
-    return lines
+        sources[label] = source
+    return sources
 
 
 def _candidates(config: StudyConfig):

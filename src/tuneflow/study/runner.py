@@ -108,12 +108,14 @@ def source_keys(config: StudyConfig) -> dict[str, Any]:
 
 def run_study(
     plan: StudyPlan, *, n_trials: int | None = None, timeout: float | None = None, hooks: StudyHooks | None = None,
-    allow_changes: bool = False,
+    allow_changes: bool = False, graceful_sigterm: bool = False,
 ) -> "optuna.Study":
     """Open (or resume) the study and run trials. ``n_trials`` given = trials to add; else the budget's total.
 
     ``hooks`` are how a caller watches (progress, live display, dashboard note, images); none: silent.
     ``allow_changes``: resume even though the file's contract changed (see :mod:`tuneflow.study.contract`).
+    ``graceful_sigterm``: SIGTERM lets the running trial finish, as the first Ctrl-C does (see
+    :mod:`tuneflow.study.workers`).
     """
     from tuneflow.study.budget import gate_for
     from tuneflow.study.claims import OncePerStudy
@@ -150,10 +152,13 @@ def run_study(
     # A failing trial is recorded as FAIL with its reason and the study goes on; see tuneflow.study.workers.
     loop = TrialLoop(study, storage=storage, url=url, options=config.storage_options,
                      objective=objective, n_trials=total, timeout=timeout, callbacks=[progress] if progress else [],
-                     sampler_for=trial_samplers(config.sampler, seed=config.seed, space=config.space, file=file))
-    loop.run()
-    if progress is not None:
-        progress.finish()
+                     sampler_for=trial_samplers(config.sampler, seed=config.seed, space=config.space, file=file),
+                     graceful_sigterm=graceful_sigterm)
+    try:
+        loop.run()
+    finally:  # a stopped worker, too, takes its live display down (the terminal gets its cursor back)
+        if progress is not None:
+            progress.finish()
     return study
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from tuneflow.config.class_arguments import check_class_arguments
 from tuneflow.config.errors import ConfigError
 from tuneflow.config.study_config import PrunerConfig, SamplerConfig
 
@@ -89,6 +90,7 @@ def make_pruner(config: PrunerConfig, *, file: str | None = None):
 
 
 def _construct(cls: Any, kwargs: dict[str, Any], *, file: str | None, key: str) -> Any:
+    check_class_arguments(cls, kwargs, file=file, key=key)  # a typo: the nearest argument, not a TypeError
     try:
         return cls(**kwargs)
     except (TypeError, ValueError, ImportError, ModuleNotFoundError) as err:

@@ -21,6 +21,7 @@ import contextlib
 import os
 import time
 import warnings
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,19 +141,61 @@ def engine_kwargs(url: str, options: "StorageOptionsConfig") -> dict[str, Any]:
     }
 
 
-def open_storage(url: str, *, options: "StorageOptionsConfig | None" = None, file: str | None = None) -> "optuna.storages.BaseStorage":
-    """The storage a URL names; connection problems become one-line errors that never show the password."""
+def missing_storage(url: str) -> str | None:
+    """Why ``url`` holds no Optuna study (the file is missing, the database has no Optuna tables), else None.
+
+    Looks without creating anything: opening a missing SQLite or journal file creates it, and
+    Optuna's ``RDBStorage`` creates its tables in an empty database, so readers ask this first.
+    """
+    kind = storage_kind(url)
+    if url.startswith(GRPC_SCHEME) or kind == "redis":
+        return None  # opening these reads only
+    if kind == "journal":
+        path = journal_path(url)
+        return None if path.is_file() else f"journal file {str(path)!r} does not exist"
+    import sqlalchemy
+
+    parsed = sqlalchemy.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:":
+            return "an in-memory SQLite database holds no earlier study"
+        if not Path(database).is_file():
+            return f"SQLite file {database!r} does not exist"
+        connect_args = {}
+    else:
+        connect_args = {"connect_timeout": 10}
+    engine = sqlalchemy.create_engine(url, connect_args=connect_args)
+    try:
+        has_tables = sqlalchemy.inspect(engine).has_table("studies")  # reads the catalogue only
+    except Exception as err:  # noqa: BLE001 - unreachable server, bad credentials, not a database: one line
+        return f"cannot connect: {redact_text(first_line(err))}"
+    finally:
+        engine.dispose()
+    return None if has_tables else "the database holds no Optuna studies"
+
+
+def open_storage(url: str, *, options: "StorageOptionsConfig | None" = None, file: str | None = None,
+                 read_only: bool = False) -> "optuna.storages.BaseStorage":
+    """The storage a URL names; connection problems become one-line errors that never show the password.
+
+    ``read_only``: for a storage that :func:`missing_storage` found to hold studies; no tables are
+    created and no lock file is taken (``best``, ``report`` ... write nothing).
+    """
     options = options or _default_options()
     check_storage_url(url, file=file)
     kind = storage_kind(url)
     try:
         if url.startswith(GRPC_SCHEME):
-            return _through_proxy(url, options, file=file)
-        if kind == "journal":
-            return _journal_file(url, options)
-        if kind == "redis":
-            return _journal_redis(url)
-        return _rdb(url, options)
+            storage = _through_proxy(url, options, file=file)
+        elif kind == "journal":
+            storage = _journal_file(url, options)
+        elif kind == "redis":
+            storage = _journal_redis(url)
+        else:
+            storage = _rdb(url, options, read_only=read_only)
+        _OPENED[storage] = url
+        return storage
     except ConfigError:
         raise
     except Exception as err:  # driver / network / permission errors: one line for the user
@@ -160,7 +203,22 @@ def open_storage(url: str, *, options: "StorageOptionsConfig | None" = None, fil
         raise ConfigError(f"cannot open storage {redact_url(url)!r}: {redact_text(message)}", file=file, key="storage") from None
 
 
-def _rdb(url: str, options: "StorageOptionsConfig"):
+# Storage object -> the URL it was opened from: what `export` and the report name as the storage they read.
+_OPENED: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+
+
+def storage_url_of(study: "optuna.Study") -> str | None:
+    """The URL of the storage ``study`` was read through (None when tuneflow did not open it and cannot tell)."""
+    storage = study._storage
+    backend = getattr(storage, "_backend", None)  # Optuna wraps an RDBStorage in its cache
+    for candidate in (storage, backend):
+        if candidate is not None and candidate in _OPENED:
+            return _OPENED[candidate]
+    url = getattr(backend if backend is not None else storage, "url", None)  # RDBStorage keeps its URL
+    return url if isinstance(url, str) else None
+
+
+def _rdb(url: str, options: "StorageOptionsConfig", *, read_only: bool):
     import optuna
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
@@ -174,10 +232,12 @@ def _rdb(url: str, options: "StorageOptionsConfig"):
     for attempt in range(3):
         try:
             # Workers starting together on an empty database race to create Optuna's tables: local
-            # processes on one SQLite file take turns; on a server, the loser retries.
-            with _sqlite_creation_lock(url), warnings.catch_warnings():
+            # processes on one SQLite file take turns; on a server, the loser retries. Readers create nothing.
+            lock = contextlib.nullcontext() if read_only else _sqlite_creation_lock(url)
+            with lock, warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url, options), **heartbeat)
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url, options), skip_table_creation=read_only,
+                                                  **heartbeat)
         except (IntegrityError, ProgrammingError):
             if attempt == 2:
                 raise

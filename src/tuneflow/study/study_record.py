@@ -100,20 +100,37 @@ def create_or_load(
     return study
 
 
-def load_existing(storage_url: str, study_name: str | None, *, options=None) -> "optuna.Study":
-    """An existing study; with no name, the only study in the storage. ``options``: the study file's storage_options."""
+def load_existing(storage_url: str, study_name: str | None, *, options=None, study_file: str | None = None) -> "optuna.Study":
+    """An existing study, opened without writing; with no name, the only study in the storage.
+
+    ``options``: the study file's storage_options. A missing storage or study is one line naming the
+    storage and ``tuneflow run`` (``study_file`` when known), and nothing is created: no database
+    file, no Optuna tables, no lock file.
+    """
     import optuna
 
-    from tuneflow.study.storage import open_storage
+    from tuneflow.study.storage import missing_storage, open_storage
 
-    storage = open_storage(storage_url, options=options)
+    missing = missing_storage(storage_url)
+    if missing:
+        raise ConfigError(no_study_message(study_name, storage_url, study_file, why=missing))
+    storage = open_storage(storage_url, options=options, read_only=True)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if study_name is None:
-        if len(names) != 1:
-            raise ConfigError(f"storage holds {len(names)} studies ({', '.join(names) or 'none'}); pass --study-name", key="study-name")
+        if len(names) > 1:
+            raise ConfigError(f"storage holds {len(names)} studies ({', '.join(names)}); pass --study-name", key="study-name")
+        if not names:
+            raise ConfigError(no_study_message(None, storage_url, study_file, why="it holds none"))
         study_name = names[0]
     if study_name not in names:
-        from tuneflow.config.registry import unknown_name_message
+        from tuneflow.config.registry import did_you_mean
 
-        raise ConfigError(unknown_name_message("study", study_name, names), key="study-name")
+        why = f"{did_you_mean(study_name, names)}it holds: {', '.join(names) or 'none'}"
+        raise ConfigError(no_study_message(study_name, storage_url, study_file, why=why))
     return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def no_study_message(study_name: str | None, storage_url: str, study_file: str | None, *, why: str) -> str:
+    """``no study 'X' in URL (why); run it first: tuneflow run FILE``, the password redacted."""
+    study = f"study {study_name!r}" if study_name else "study"
+    return f"no {study} in {redact_url(storage_url)} ({why}); run it first: tuneflow run {study_file or 'STUDY.yaml'}"

@@ -26,8 +26,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from tuneflow.config.errors import ConfigError, first_line
-from tuneflow.config.storage_url import absolute_storage_url, journal_path, redact_text, redact_url, storage_kind
+from tuneflow.config.errors import ConfigError
+from tuneflow.config.storage_url import absolute_storage_url, redact_url, storage_kind
 
 if TYPE_CHECKING:
     import optuna
@@ -73,49 +73,21 @@ def storage_url_of(entry: "WarmStartConfig", config: "StudyConfig", *, file: str
     return url
 
 
-def _missing_storage(url: str) -> str | None:
-    """Why the earlier storage cannot hold a study (it does not exist), checked without creating it."""
-    kind = storage_kind(url)
-    if url.startswith("grpc://") or kind == "redis":
-        return None  # opening these reads only
-    if kind == "journal":
-        path = journal_path(url)
-        return None if path.is_file() else f"journal file {str(path)!r} does not exist"
-    import sqlalchemy
-
-    parsed = sqlalchemy.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if not database or database == ":memory:":
-            return "an in-memory SQLite database holds no earlier study"
-        return None if Path(database).is_file() else f"SQLite file {database!r} does not exist"
-    # A database server: Optuna would create its tables in an empty database, so look first.
-    engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 10})
-    try:
-        has_tables = sqlalchemy.inspect(engine).has_table("studies")
-    except Exception as err:  # noqa: BLE001 - unreachable server, bad credentials: one line
-        message = first_line(err)
-        return f"cannot connect: {redact_text(message)}"
-    finally:
-        engine.dispose()
-    return None if has_tables else "the database holds no Optuna studies"
-
-
 def open_earlier(entry: "WarmStartConfig", index: int, config: "StudyConfig", *, file: str) -> tuple[str, "optuna.Study"]:
     """(URL, study) of one entry; a missing storage or study is a ConfigError naming ``warm_start[i].…``."""
     import optuna
 
     from tuneflow.config.registry import unknown_name_message
-    from tuneflow.study.storage import open_storage
+    from tuneflow.study.storage import missing_storage, open_storage
 
     key = f"warm_start[{index}]"
     url = storage_url_of(entry, config, file=file, key=key)
     options = dataclasses.replace(config.storage_options, heartbeat_interval=None)  # reading only: no heartbeats
-    missing = _missing_storage(url)
+    missing = missing_storage(url)
     if missing:
         raise ConfigError(f"earlier storage {redact_url(url)!r}: {missing}", file=file, key=f"{key}.storage")
     try:
-        storage = open_storage(url, options=options, file=file)
+        storage = open_storage(url, options=options, file=file, read_only=True)
     except ConfigError as err:
         raise ConfigError(err.message, file=file, key=f"{key}.storage") from None
     if entry.study == config.name and url == config.storage_url():

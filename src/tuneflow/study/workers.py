@@ -15,12 +15,16 @@
 When the budget is reached but other workers still have running trials, the worker waits (with
 heartbeats on): should one of them die, its trial comes back as a waiting copy and is run here.
 
-SIGTERM or Ctrl-C (SIGINT) while a trial runs raises :class:`StopRequested` inside it: the trial is
-recorded as FAIL with ``fail_reason: worker stopped (SIGTERM)``, re-queued with the same parameters
-(its copy has ``retry_of``), and the worker exits with 128 + the signal number. The exception is never
-raised inside Optuna or a database driver (the signal is re-sent 50 ms later instead), so no connection
-is left half-way through a query. A worker killed with SIGKILL cannot do any of this; its trial is
-failed and re-queued by the heartbeat after the grace period.
+Stopping. The first Ctrl-C (SIGINT) lets the running trial finish, then stops the worker (no new trial
+starts); SIGTERM does the same only with ``graceful_sigterm`` (``--graceful-sigterm``), because schedulers
+(Slurm's ``scancel`` and time limits, Kubernetes) send SIGTERM and kill soon after. A second signal, or
+a SIGTERM without that option, aborts: :class:`StopRequested` is raised inside the trial, which is
+recorded as FAIL with ``fail_reason: worker stopped (SIGTERM)`` and re-queued with the same parameters
+(its copy has ``retry_of``). Either way :meth:`TrialLoop.run` ends with :class:`StopRequested` and the
+worker exits with 128 + the signal number (the study's budget was not reached: a script must not take
+it for done). The exception is never raised inside Optuna or a database driver (the signal is re-sent
+50 ms later instead), so no connection is left half-way through a query. A worker killed with SIGKILL
+cannot do any of this; its trial is failed and re-queued by the heartbeat after the grace period.
 """
 
 from __future__ import annotations
@@ -52,12 +56,25 @@ def worker_id() -> str:
 
 
 class StopRequested(KeyboardInterrupt):
-    """Raised inside a running trial when the worker is told to stop (not an ``Exception``, so no
-    objective code swallows it)."""
+    """Raised inside a running trial when the worker is told to abort it (not an ``Exception``, so no
+    objective code swallows it), and by :meth:`TrialLoop.run` once a stopped worker has left its loop.
 
-    def __init__(self, signum: int):
+    ``graceful``: the worker stopped between trials and nothing was failed; ``last_trial`` is the
+    trial it let finish (None when none was running).
+    """
+
+    def __init__(self, signum: int, *, graceful: bool = False, last_trial: int | None = None):
         self.signum = signum
-        super().__init__(f"worker stopped ({signal.Signals(signum).name})")
+        self.graceful = graceful
+        self.last_trial = last_trial
+        name = signal.Signals(signum).name
+        if not graceful:
+            text = f"worker stopped ({name})"
+        elif last_trial is None:
+            text = f"stopped by {name} (no trial was running)"
+        else:
+            text = f"stopped by {name} after trial {last_trial} finished"
+        super().__init__(text)
 
 
 _STORAGE_MODULES = ("optuna", "sqlalchemy", "psycopg", "pymysql", "redis")
@@ -95,6 +112,7 @@ class TrialLoop:
         timeout: float | None = None,
         callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
         sampler_for: Callable[[int], optuna.samplers.BaseSampler] | None = None,
+        graceful_sigterm: bool = False,
     ):
         self.study = study
         self.storage = storage  # the storage open_storage returned (heartbeats are recorded through it)
@@ -106,7 +124,12 @@ class TrialLoop:
         self.sampler_for = sampler_for  # None: the study's own sampler for every trial
         self.heartbeat = heartbeat_settings(storage)
         self.requeue = retry_callback(options)
-        self.stop_signal: int | None = None
+        # Signals whose first arrival lets the running trial finish (SIGTERM only when asked: see above).
+        self.graceful_signals = {signal.SIGINT, signal.SIGTERM} if graceful_sigterm else {signal.SIGINT}
+        self.stop_signal: int | None = None  # the first stop signal: the loop starts no new trial
+        self._abort_signal: int | None = None  # set once the running trial is to be aborted
+        self._current: int | None = None  # number of the trial being run
+        self._last_finished: int | None = None
         self._in_trial = False
         self._wake = threading.Event()
         self._resend: threading.Timer | None = None
@@ -117,10 +140,16 @@ class TrialLoop:
     # -- stopping ---------------------------------------------------------------------------------
 
     def request_stop(self, signum: int, frame=None) -> None:
-        """Signal handler: stop after (or, while a trial runs, inside) the current trial."""
-        if self.stop_signal is None:
-            self.stop_signal = signum
+        """Signal handler: the first graceful signal lets the running trial finish; any other aborts it."""
         self._wake.set()
+        if self._abort_signal is None:
+            if self.stop_signal is None:
+                self.stop_signal = signum
+                if signum in self.graceful_signals:
+                    if self._in_trial:
+                        self._announce_finishing()
+                    return
+            self._abort_signal = signum
         if not self._in_trial:
             return
         if _in_storage_call(frame):
@@ -129,7 +158,11 @@ class TrialLoop:
             self._resend.start()
             return
         self._in_trial = False
-        raise StopRequested(signum)
+        raise StopRequested(self._abort_signal)
+
+    def _announce_finishing(self) -> None:
+        announce_from_handler(f"tuneflow: {signal.Signals(self.stop_signal).name}: finishing trial {self._current}, "
+                              "then stopping (press Ctrl-C again to abort it: it is failed and re-queued)")
 
     def _resend_signal(self, signum: int) -> None:
         if self._in_trial:
@@ -167,8 +200,10 @@ class TrialLoop:
                     self._wake.wait(min(self.heartbeat[0], 5.0))  # one of them may die and come back
                 else:
                     break
+        if self._abort_signal is not None:
+            raise StopRequested(self._abort_signal)
         if self.stop_signal is not None:
-            raise StopRequested(self.stop_signal)
+            raise StopRequested(self.stop_signal, graceful=True, last_trial=self._last_finished)
         return self.trials_run
 
     def _fail_stale_trials(self) -> None:
@@ -218,9 +253,13 @@ class TrialLoop:
         try:
             with self._beating(trial):
                 try:
-                    self._in_trial = True
+                    self._current, self._in_trial = trial.number, True
+                    # A signal that arrived while the trial was being created: it exists now, so a graceful
+                    # stop runs it (nothing is failed); an abort fails and re-queues it.
+                    if self._abort_signal is not None:
+                        raise StopRequested(self._abort_signal)
                     if self.stop_signal is not None:
-                        raise StopRequested(self.stop_signal)
+                        self._announce_finishing()
                     value = self.objective(trial)
                     state = TrialState.COMPLETE
                 finally:
@@ -233,6 +272,7 @@ class TrialLoop:
         except Exception as err:  # recorded as FAIL (the objective stored fail_reason); the worker goes on
             logging.getLogger("tuneflow").debug("trial %d failed: %r", trial.number, err)
         self.trials_run += 1
+        self._last_finished = trial.number
         frozen = self._tell(trial, value if state == TrialState.COMPLETE else None, state)
         # An exception kept the trial's frames (model, optimizer, batches) alive until now: collect them.
         release_memory(collect=state != TrialState.COMPLETE)
@@ -279,6 +319,12 @@ class TrialLoop:
         finally:
             stop.set()
             thread.join()
+
+
+def announce_from_handler(line: str, *, to_stdout: bool = False) -> None:
+    """Print one line (stderr by default) from a short-lived thread: a signal handler that wrote it itself could
+    interrupt the main thread's own write to the stream (``RuntimeError: reentrant call``); a thread waits instead."""
+    threading.Thread(target=lambda: print(line, file=sys.stdout if to_stdout else sys.stderr, flush=True), daemon=True).start()
 
 
 @contextlib.contextmanager
