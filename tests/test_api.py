@@ -24,8 +24,12 @@ def test_notebook_session(make_study, tmp_path):
     best = tuneflow.best(study, top_k=5)
     assert [t.number for t in best] == [t.number for t in sorted(study.trials, key=lambda t: -t.value)]
 
+    verdict = tuneflow.verdict(study)  # does transfer help? the same sentences `tuneflow best` prints
+    assert str(verdict) == verdict.summary and verdict.outcome in {"helped", "hurt", "unresolved", "not_tried", "no_reference"}
+    assert verdict.recommended_trial in {t.number for t in best}
+
     exported = tuneflow.export(study, tmp_path / "best.yaml", top_k=1)
-    assert exported["configs"][0]["trial"] == best[0].number
+    assert exported["configs"][0]["trial"] == verdict.recommended_trial  # export follows the verdict
 
     result = tuneflow.train(tmp_path / "best.yaml", tmp_path / "final")
     assert 0.0 <= result["accuracy"] <= 1.0

@@ -18,7 +18,8 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
     "cls",
     [config.StudyConfig, config.ModelConfig, config.TaskConfig, config.HubData, config.FileData,
      config.OfflineData, config.ObjectiveConfig, config.SamplerConfig, config.PrunerConfig,
-     config.BudgetConfig, config.EvaluationConfig, config.ParetoTarget, config.StorageOptionsConfig],
+     config.BudgetConfig, config.EvaluationConfig, config.ParetoTarget, config.StorageOptionsConfig,
+     config.CoverageConfig, config.ConfirmConfig],
 )
 def test_every_config_key_is_documented(cls):
     missing = [f.name for f in dataclasses.fields(cls) if f.init and f"`{f.name}" not in README and f".{f.name}`" not in README]

@@ -101,6 +101,16 @@ def wait_for_running_trial(url: str, name: str, pid: int, timeout: float = WAIT)
     raise AssertionError(f"worker {pid} never ran a trial")
 
 
+def run_pg_workers(tmp_path: Path, study_file: Path, names: list[str], count: int) -> optuna.Study:
+    """Start ``count`` quiet workers of ``study_file`` on the test PostgreSQL, wait for them all to exit 0, return the study."""
+    name = study_file.stem
+    names.append(name)  # pg_study_names: deleted afterwards
+    workers = [spawn(tmp_path, "worker", study_file, "--storage", PG_URL, "--study-name", name, "--quiet") for _ in range(count)]
+    results = [finish(w) for w in workers]
+    assert all(code == 0 for code, _ in results), results
+    return optuna.load_study(study_name=name, storage=PG_URL)
+
+
 def assert_exactly(study: optuna.Study, n_trials: int) -> TrialCount:
     count = TrialCount.of(study.get_trials(deepcopy=False))
     assert count.finished == n_trials and count.running == 0 and count.waiting == 0, count

@@ -2,7 +2,7 @@
 from a source task to a target task.
 
 The Python API (:mod:`tuneflow.api`) is importable from here: ``tuneflow.load_config``,
-``tuneflow.run``, ``tuneflow.best``, ``tuneflow.export``, ``tuneflow.train``, ... It loads on first
+``tuneflow.run``, ``tuneflow.best``, ``tuneflow.verdict``, ``tuneflow.export``, ``tuneflow.train``, ... It loads on first
 use, so ``import tuneflow`` stays instant and imports no torch.
 """
 
@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-API = ("load_config", "validate", "run", "open_study", "best", "export", "train", "report", "ConfigError")
+API = ("load_config", "validate", "run", "open_study", "best", "verdict", "confirm", "export", "train", "report", "ConfigError")
 __all__ = [*API, "__version__"]
 
 if TYPE_CHECKING:
     from tuneflow.api import (
         best,
+        confirm,
         export,
         load_config,
         open_study,
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
         run,
         train,
         validate,
+        verdict,
     )
     from tuneflow.config.errors import ConfigError  # noqa: F401
 

@@ -5,6 +5,7 @@
     study = tuneflow.run(config, n_trials=5)
     tuneflow.best(study)                      # the best trials, best first
     tuneflow.confirm("studies/demo.yaml", top_k=2, seeds=3)  # fresh seeds for the top 2
+    tuneflow.verdict(study)                   # does transfer help? plain words + the numbers
     tuneflow.export(study, "best.yaml", top_k=3)
     tuneflow.train("best.yaml", "final/")     # final training, scored once on the test split
 
@@ -25,6 +26,8 @@ from tuneflow.study.runner import load_config as _load_config
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
+
+    from tuneflow.study.verdict import Verdict
 
 PathLike = str | os.PathLike
 
@@ -139,12 +142,29 @@ def _study(study: "optuna.Study | PathLike") -> "optuna.Study":
 
 
 def best(study: "optuna.Study | PathLike", *, top_k: int = 10) -> list["FrozenTrial"]:
-    """The best complete trials, best first (the Pareto front first for a multi-objective study)."""
+    """The best complete configurations, best first (the Pareto front for a multi-objective study).
+
+    Identical configurations are one entry: a copy of their first trial with figures pooled over every
+    seed (user attr ``pooled_trials`` names them).
+    """
     from tuneflow.study.results import ranked_trials
 
     if top_k < 1:
         raise ConfigError("must be at least 1", key="top_k")
     return ranked_trials(_study(study), top_k)
+
+
+def verdict(study: "optuna.Study | PathLike") -> "Verdict":
+    """Does transfer help? The best transfer configuration against the best target-only one.
+
+    A frozen dataclass: ``outcome`` (helped, hurt, unresolved, not_tried, no_reference), ``summary`` and
+    ``recommendation`` in plain words (what `tuneflow run`, `best` and the report print), the two
+    sides, the gain with its 95 % interval and p (``gain``, ``interval``, ``p``, ``seeds_needed``),
+    and ``per_source``: the same for each source. ``str(verdict)`` is the summary.
+    """
+    from tuneflow.study.verdict import study_verdict
+
+    return study_verdict(_study(study))
 
 
 def confirm(
@@ -171,7 +191,11 @@ def confirm(
 
 
 def export(study: "optuna.Study | PathLike", path: PathLike, *, top_k: int = 1) -> dict[str, Any]:
-    """Write the best ``top_k`` configurations as YAML for :func:`train`; returns what was written."""
+    """Write the best ``top_k`` configurations as YAML for :func:`train`; returns what was written.
+
+    The verdict's recommendation comes first (:func:`verdict`): the transfer configuration only when
+    transfer helped beyond the noise, else the best target-only one.
+    """
     from tuneflow.study.export import export_trials, write_export
 
     if top_k < 1:

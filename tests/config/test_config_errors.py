@@ -64,6 +64,18 @@ CASES = [
      _space(mapping={"type": "fixed", "value": "sequential"})), "source", "has no 'source'"),
     ("two data sources", lambda d: _set(d, "target.package", "bbcnews"), "target.package", "exactly one of hub, files, package"),
     ("unknown packaged corpus", lambda d: _set(d, "target", {"name": "t", "package": "bbc"}), "target.package", "did you mean 'bbcnews'"),
+    ("coverage key misspelt", lambda d: _set(d, "coverage", {"enabeld": False}), "coverage.enabeld", "did you mean 'enabled'"),
+    ("coverage learning rates", lambda d: _set(d, "coverage", {"learning_rates": 4}), "coverage.learning_rates", "must be 1, 2 or 3"),
+    ("confirm with one seed", lambda d: _set(d, "confirm", {"top_k": 2, "seeds": 1}), "confirm.seeds", "must be from 2 to 100"),
+    ("confirm key misspelt", lambda d: _set(d, "confirm", {"topk": 2}), "confirm.topk", "did you mean 'top_k'"),
+    ("confirm in a Pareto study", lambda d: _set(_set(d, "confirm", {}), "objective", {
+        "mode": "pareto", "targets": [{"metric": "f1"}, {"metric": "training_seconds", "direction": "minimize"}]}),
+     "confirm", "a Pareto study has several"),
+    ("evaluations per schedule", lambda d: _set(d, "evaluation", {"per_schedule": 0}), "evaluation.per_schedule", "must be from 1 to 100"),
+    ("evaluations per schedule word", lambda d: _set(d, "evaluation", {"per_schedule": "epochs"}), "evaluation.per_schedule",
+     "expected an integer | 'epoch'"),
+    ("per_schedule and every_n_steps", lambda d: _set(d, "evaluation", {"per_schedule": 4, "every_n_steps": 2}),
+     "evaluation.per_schedule", "not both"),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import optuna
@@ -9,6 +10,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+import tuneflow
 from tuneflow.observe.report import SECTIONS, build_report
 
 PLOT_DIV = 'class="plotly-graph-div"'
@@ -47,6 +49,14 @@ def test_report_of_a_finished_study(finished_study, run_cli, tmp_path):
     assert "by mapping strategy" in sections["transfer"] and "by fine-tuning method" in sections["transfer"]
     assert "—" in sections["transfer"]  # this study measured no transfer gain
     assert sections["images"].count('src="data:image/png;base64,') == 2  # the best trial's images, inlined
+    # The verdict comes first and says what `tuneflow.verdict` says; one seed each: no seed noise, no finding.
+    verdict = tuneflow.verdict(finished_study)
+    assert list(sections)[0] == "verdict" and html.escape(verdict.summary) in sections["verdict"]
+    assert verdict.outcome == "unresolved" and "seed noise unmeasured" in verdict.summary
+    # Pruned and failed trials: where the pruned one stopped, the threshold it fell below, the compute saved.
+    (row,) = re.findall(r"<tr><td[^>]*>3</td>(.*?)</tr>", sections["pruned"])
+    assert "pruned" in row and "1.1000" in row and "threshold" in sections["pruned"]
+    assert "pruning saved" in sections["pruned"]
 
 
 def _trial(values, *, mapping, method, f1, gain=None, state=TrialState.COMPLETE, lr=1e-3, intermediate=None):

@@ -111,8 +111,11 @@ def test_counters_are_exact_across_workers(study_name):
 
 def test_workers_starting_together_rank_once_and_train_each_baseline_once(worker_study, pg_study_names, tmp_path):
     """3 worker processes, ``prior: logme`` and one shared transfer-baseline key: one ranking, one baseline run."""
+    # Three configurations that share one baseline key (the source stage's learning rate is not part of it):
+    # a study never runs one configuration twice.
     space = {"mapping": {"type": "fixed", "value": "sequential"}, "source_epochs": {"type": "fixed", "value": 1},
-             "learning_rate": {"type": "fixed", "value": 3e-3}}
+             "learning_rate": {"type": "fixed", "value": 3e-3},
+             "source_learning_rate": {"type": "categorical", "choices": [1e-3, 2e-3, 3e-3], "when": {"mapping": "sequential"}}}
     study_file = worker_study(n_trials=3, space=space, prior="logme",
                               objective={"weights": {"f1": 1.0}, "transfer_baseline": True})
     name = study_file.stem

@@ -86,3 +86,57 @@ def test_confirm_errors_are_one_line_and_write_nothing(make_study, run_cli):
     assert code == 2 and "--seeds" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli("confirm", study_file)  # no study yet
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_confirm_in_the_study_file_runs_once_the_budget_is_spent_with_the_best_target_only_reference(make_study, run_cli):
+    from tuneflow.study.compute import study_compute
+
+    space = {"parameters": {**SPACE["parameters"], "mapping": {"type": "categorical", "choices": ["direct", "sequential"]}}}
+    study_file = make_study(search_space=space, budget={"n_trials": 2}, confirm={"top_k": 1, "seeds": 2})
+    code, _, err = run_cli("run", study_file)
+    assert code == 0, err
+    study = _study(study_file)
+    record = study.user_attrs[CONFIRMATION_ATTR]
+    best = max(study.trials, key=lambda t: t.value)
+    # Coverage measured both arms; the top trial is confirmed, and the best of the other side (target only, or
+    # transfer) too: the verdict then compares two configurations confirmed on the same fresh seeds.
+    by_trial = {r["trial"]: r for r in record["results"]}
+    assert best.number in by_trial and len(record["results"]) == 2
+    assert {r["arm"] for r in record["results"]} == {"target only", "sequential from sentiment"}
+    other = "target_only_reference" if best.user_attrs["arm"] != "target only" else "transfer_reference"
+    assert [r.get("role") for r in record["results"] if r["trial"] != best.number] == [other]
+    for r in record["results"]:
+        assert r["params"] == study.trials[r["trial"]].params and len(r["seed_values"]) == 2 and r["training_samples"] > 0
+    assert record["training_samples"] == sum(r["training_samples"] for r in record["results"])
+    # Both arms were covered at the same core values: the target-only configuration is confirmed first, and the
+    # transfer one finds its runs as its paired baselines (same key, same seeds) instead of training them again.
+    assert study.user_attrs.get("transfer_baseline_runs", 0) == 0
+    assert study_compute(study)["confirmation"] == record["training_samples"] and record["after_trials"] == 2
+    assert "confirming trial" in err
+    # Once per budget: running again (nothing left to run) confirms nothing new.
+    code, _, err = run_cli("run", study_file)
+    assert code == 0 and "confirming trial" not in err and study.user_attrs[CONFIRMATION_ATTR] == record
+
+
+def test_an_interrupted_confirmation_resumes_where_it_stopped(make_study):
+    from tuneflow.study.confirm import confirm
+    from tuneflow.study.runner import plan_study, run_study
+
+    space = {"parameters": {**SPACE["parameters"], "mapping": {"type": "categorical", "choices": ["direct", "sequential"]}}}
+    plan = plan_study(str(make_study(search_space=space, budget={"n_trials": 2})))
+    study = run_study(plan)
+    said: list[str] = []
+
+    def stop_at_the_second(line: str) -> None:
+        said.append(line)
+        if len(said) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        confirm(plan, study, top_k=2, seeds=2, message=stop_at_the_second)
+    first = study.user_attrs["tuneflow_confirmation_partial"]["results"]
+    assert len(first) == 1 and CONFIRMATION_ATTR not in study.user_attrs
+    said.clear()
+    record = confirm(plan, study, top_k=2, seeds=2, message=said.append)
+    assert len(said) == 1  # only the second configuration trained again
+    assert first[0] in record["results"] and len(record["results"]) == 2

@@ -83,3 +83,16 @@ def test_changed_keys_are_dotted_paths():
     old = {"model": {"name": "m", "max_length": 16}, "source": None, "search_space": {"lr": {"low": 1}}}
     new = {"model": {"name": "m", "max_length": 32}, "source": {"name": "s"}, "search_space": {"lr": {"low": 1}, "wd": {}}}
     assert changed_keys(old, new) == ["model.max_length", "search_space.wd", "source"]
+
+
+def test_the_evaluation_schedule_is_in_the_contract_and_older_studies_keep_theirs():
+    from tuneflow.study.contract import contract_hash, contract_of
+
+    def evaluation(**keys):
+        return contract_of({"evaluation": {"batch_size": 64, "every_n_steps": None, **keys}})["evaluation"]
+
+    older = evaluation()  # a record written before evaluation.per_schedule existed: evaluations at epoch ends
+    assert older == {"every_n_steps": None} == evaluation(per_schedule="epoch")
+    assert evaluation(per_schedule=None) == {"every_n_steps": None, "per_schedule": 4} == evaluation(per_schedule=4)
+    assert evaluation(per_schedule=None, every_n_steps=5) == {"every_n_steps": 5}
+    assert contract_hash(contract_of({"evaluation": {"per_schedule": None}})) != contract_hash(contract_of({"evaluation": {}}))

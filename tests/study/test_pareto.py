@@ -23,7 +23,7 @@ TARGETS = [
 def test_pareto_study_end_to_end(make_study, run_cli, tmp_path):
     space = {"parameters": {
         "epochs": {"type": "fixed", "value": 1},
-        "learning_rate": {"type": "fixed", "value": 1e-3},
+        "learning_rate": {"type": "categorical", "choices": [1e-3, 2e-3]},  # 4 configurations: 3 distinct trials
         "method": {"type": "categorical", "choices": ["full", "head_only"]},
     }}
     # A pruner that would prune every single-objective trial: in pareto mode it is skipped, not fatal.
@@ -41,14 +41,15 @@ def test_pareto_study_end_to_end(make_study, run_cli, tmp_path):
     for trial in trials:
         a = trial.user_attrs
         assert trial.values == pytest.approx([a["f1"], a["training_seconds"], a["trainable_parameters"]])
-        assert not trial.intermediate_values and len(a["history"]) == 1  # history kept, nothing reported
+        assert not trial.intermediate_values and len(a["history"]) == 4  # history kept (4 evaluations), nothing reported
 
     code, out, _ = run_cli("best", study_file)
     assert code == 0 and "value = f1 / training_seconds / trainable_parameters" in out
     front = {t.number for t in study.best_trials}
     lines = out.splitlines()
-    table = lines[next(i for i, line in enumerate(lines) if line.lstrip().startswith("---")) + 1:]
-    assert {int(line.split()[0]) for line in table if line.strip()} == front
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("---")) + 1
+    table = lines[start:lines.index("", start)]  # the rows, up to the blank line before the footer and verdict
+    assert {int(line.split()[0]) for line in table} == front
 
     exported = tmp_path / "front.yaml"
     code, _, err = run_cli("export", study_file, "--top-k", 5, "-o", exported)

@@ -11,10 +11,11 @@ from tuneflow.config.errors import ConfigError
 from tuneflow.config.schema import parse_dataclass
 from tuneflow.config.study_config import ObjectiveConfig
 from tuneflow.study.objective import trial_seeds
-from tuneflow.transfer.gain import BASELINE_PREFIX, negative_transfer_evidence
+from tuneflow.transfer.gain import BASELINE_PREFIX, negative_transfer_evidence, unpack_predictions
 from tuneflow.transfer.gain_stats import (
     Interval,
     bootstrap_interval,
+    clip_gain,
     t_interval,
     weighted_scores,
 )
@@ -46,10 +47,13 @@ def test_k_seeds_give_a_mean_value_a_paired_gain_and_a_running_mean_to_the_prune
     assert len(a["seed_values"]) == 2 and a["value_mean"] == pytest.approx(np.mean(a["seed_values"]))
     assert a["value_sd"] == pytest.approx(np.std(a["seed_values"], ddof=1))
     assert trial.value == pytest.approx(a["value_mean"]) == pytest.approx(a["f1"])
-    # One evaluation per seed; the pruner saw seed 0's value, then the mean of both at the same point.
+    # Four evaluations per seed (evaluation.per_schedule); the pruner saw seed 0's values, then at each same
+    # point of seed 1's schedule the mean of both seeds there.
     values = [h["value"] for h in a["history"]]
-    assert [h["seed"] for h in a["history"]] == a["seeds"]
-    assert trial.intermediate_values == pytest.approx({100: values[0], 200: np.mean(values)})  # + 100 per seed
+    assert [h["seed"] for h in a["history"]] == [a["seeds"][0]] * 4 + [a["seeds"][1]] * 4
+    expected = {25 * (k + 1): v for k, v in enumerate(values[:4])}
+    expected.update({100 + 25 * (k + 1): np.mean([values[k], values[4 + k]]) for k in range(4)})  # + 100 per seed
+    assert trial.intermediate_values == pytest.approx(expected)
     # A paired baseline per seed, each trained with that seed; the gain is the mean paired difference.
     baselines = {k: v for k, v in study.user_attrs.items() if k.startswith(BASELINE_PREFIX)}
     assert sorted(r["seed"] for r in baselines.values()) == sorted(a["seeds"]) and study.user_attrs["transfer_baseline_runs"] == 2
@@ -57,7 +61,8 @@ def test_k_seeds_give_a_mean_value_a_paired_gain_and_a_running_mean_to_the_prune
     differences = [v - by_seed[s]["metrics"]["f1"] for s, v in zip(a["seeds"], a["seed_values"])]
     assert a["transfer_gain_score"] == pytest.approx(np.mean(differences))
     expected = t_interval(differences)
-    assert a["transfer_gain_interval"] == "t" and a["transfer_gain_ci"] == pytest.approx([expected.low, expected.high])
+    low, high, _ = clip_gain(expected.low, expected.high)  # two seeds: one degree of freedom, cut to [-1, 1]
+    assert a["transfer_gain_interval"] == "t" and a["transfer_gain_ci"] == pytest.approx([low, high])
     assert a["transfer_gain_p"] == pytest.approx(expected.p)
     assert a["negative_transfer"] == (a["transfer_gain_ci"][1] < 0.0)
     # Costs count the source stage and the two baselines, apart and in total.
@@ -73,7 +78,7 @@ def test_one_seed_gain_has_a_bootstrap_interval_over_validation_rows(make_study,
     study = _study(study_file)
     a = study.trials[0].user_attrs
     (record,) = (v for k, v in study.user_attrs.items() if k.startswith(BASELINE_PREFIX))
-    assert a["transfer_gain_interval"] == "bootstrap" and len(record["predictions"]) == a["config"]["target_validation_rows"]
+    assert a["transfer_gain_interval"] == "bootstrap" and len(unpack_predictions(record["predictions"])) == a["config"]["target_validation_rows"]
     low, high = a["transfer_gain_ci"]
     assert low <= a["transfer_gain_score"] <= high and 0.0 <= a["transfer_gain_p"] <= 1.0
     assert a["negative_transfer_evidence"] in {"significant", "inconclusive", "none"}
@@ -97,14 +102,19 @@ def test_paired_baseline_with_one_seed_trains_each_trials_baseline_with_its_own_
         assert a["transfer_gain_interval"] == "bootstrap"  # one seed: the interval is over validation rows
 
 
-def test_schedule_steps_meet_at_the_same_share_of_the_schedule(make_study, run_cli):
-    study_file = make_study(search_space=_space(mapping="direct", epochs=2), budget={"n_trials": 1},
+@pytest.mark.parametrize("per_schedule, steps", [
+    (None, [25, 50, 75, 100, 125, 150, 175, 200]),  # the default: 4 evaluations per schedule, whatever the epochs
+    ("epoch", [50, 100, 150, 200]),  # two epochs per seed: the halfway and the end of each seed's schedule
+])
+def test_schedule_steps_meet_at_the_same_share_of_the_schedule(make_study, run_cli, per_schedule, steps):
+    evaluation = {"batch_size": 64, **({"per_schedule": per_schedule} if per_schedule else {})}
+    study_file = make_study(search_space=_space(mapping="direct", epochs=2), budget={"n_trials": 1}, evaluation=evaluation,
                             objective={"report_step": "schedule", "seeds": 2, "transfer_baseline": False})
     assert run_cli("run", study_file)[0] == 0
     trial = _study(study_file).trials[0]
-    # Two epochs per seed: the halfway and the end of each seed's schedule, seed 1 after seed 0.
-    assert sorted(trial.intermediate_values) == [50, 100, 150, 200]
-    assert [h["progress"] for h in trial.user_attrs["history"]] == [0.5, 1.0, 0.5, 1.0]
+    # Seed 1's steps come after seed 0's (+ 100).
+    assert sorted(trial.intermediate_values) == steps
+    assert [h["progress"] for h in trial.user_attrs["history"]] == [s / 100 - (s > 100) for s in steps]
 
 
 def test_value_best_takes_the_best_evaluation_and_says_where(make_study, run_cli):

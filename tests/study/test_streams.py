@@ -12,12 +12,7 @@ from tuneflow.study.budget import AdmissionLock
 from tuneflow.study.samplers import trial_samplers
 from tuneflow.study.storage import open_storage
 from tuneflow.study.workers import TrialLoop
-from worker_processes import (
-    PG_URL,
-    assert_exactly,
-    finish,
-    spawn,
-)
+from worker_processes import assert_exactly, run_pg_workers
 
 
 def _suggest(trial: optuna.Trial) -> float:
@@ -110,12 +105,7 @@ def test_four_tpe_workers_on_postgres_draw_distinct_trials(worker_study, pg_stud
     # case is test_workers.test_four_workers_on_postgres_finish_exactly_n_trials.
     sampler = {"name": "tpe", "kwargs": {"n_startup_trials": 3}}  # 3 start-up trials, then TPE proper
     study_file = worker_study(n_trials=8, sampler=sampler, space={"batch_size": {"type": "categorical", "choices": [8, 16]}})
-    name = study_file.stem
-    pg_study_names.append(name)
-    workers = [spawn(tmp_path, "worker", study_file, "--storage", PG_URL, "--study-name", name, "--quiet") for _ in range(4)]
-    results = [finish(w) for w in workers]
-    assert all(code == 0 for code, _ in results), results
-    study = optuna.load_study(study_name=name, storage=PG_URL)
+    study = run_pg_workers(tmp_path, study_file, pg_study_names, 4)
     assert_exactly(study, 8)
     configurations = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(set(configurations)) == 8, configurations

@@ -21,7 +21,7 @@ from tuneflow.config.trial_params import TrialParams
 from tuneflow.data.batching import EncodedSplit, encode
 from tuneflow.data.tasks import TextSplit
 from tuneflow.models.loading import load_tokenizer, new_classifier
-from tuneflow.training.loop import NonFiniteLoss, TwoTaskStep, fit
+from tuneflow.training.loop import FitStats, NonFiniteLoss, TwoTaskStep, fit
 from tuneflow.training.runtime import Runtime
 
 CPU = Runtime(torch.device("cpu"), None)
@@ -165,6 +165,44 @@ def test_the_schedule_and_evaluations_count_optimizer_steps(tiny_model_dir, toke
     assert [s["lr"] for s in steps] == pytest.approx([1e-3, 0.75e-3, 0.5e-3, 0.25e-3])  # linear decay over 4 steps
     assert evaluations == [0, 1, 2, 3]  # after step 1 (mid-epoch) and at each epoch's end (step 2, step 4)
     assert stats.examples_seen == 22 and len(stats.epoch_losses) == 2
+
+
+@pytest.mark.parametrize("epochs, count, at", [
+    (1, 4, [0.25, 0.5, 0.75, 1.0]),  # one epoch of 8 steps: evaluated at a quarter of it, and every quarter on
+    (2, 4, [0.25, 0.5, 0.75, 1.0]),  # the same shares whatever the epoch count
+    (1, 3, [3 / 8, 6 / 8, 1.0]),  # uneven: each point rounds up to a whole optimizer step
+    (1, 20, [k / 8 for k in range(1, 9)]),  # more evaluations than steps: once after each step
+])
+def test_evaluations_spread_over_the_schedule_whatever_its_epochs(tiny_model_dir, tokenizer, epochs, count, at):
+    data = split(tokenizer, TARGET_WORDS, 32 // epochs, 5)  # 8 optimizer steps in the whole schedule, at batch 4
+    stats_at: list[float] = []
+    stats = None
+
+    def on_evaluate(index: int) -> None:
+        stats_at.append(stats.progress)
+
+    stats = FitStats()
+    fit(model(tiny_model_dir), data, runtime=CPU, pad_id=tokenizer.pad_token_id, epochs=epochs, lr=1e-3, batch_size=4,
+        seed=0, on_evaluate=on_evaluate, evaluations_per_schedule=count, stats=stats)
+    assert stats_at == pytest.approx(at)
+    assert len(stats.epoch_losses) == epochs and stats.examples_seen == 32
+
+
+def test_a_one_epoch_fit_stops_at_its_first_quarter_when_the_evaluation_says_so(tiny_model_dir, tokenizer, steps):
+    # What a pruner does to a one-epoch trial: the first of 4 evaluations raises, and no later step runs.
+    data = split(tokenizer, TARGET_WORDS, 32, 5)
+
+    class Pruned(Exception):
+        pass
+
+    def on_evaluate(index: int) -> None:
+        raise Pruned
+
+    stats = FitStats()
+    with pytest.raises(Pruned):
+        fit(model(tiny_model_dir), data, runtime=CPU, pad_id=tokenizer.pad_token_id, epochs=1, lr=1e-3, batch_size=4,
+            seed=0, on_evaluate=on_evaluate, evaluations_per_schedule=4, stats=stats)
+    assert len(steps) == 2 and stats.progress == 0.25 and stats.examples_seen == 8  # 2 of the epoch's 8 steps
 
 
 # --- the two-task path -------------------------------------------------------------------------------

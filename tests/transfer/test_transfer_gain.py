@@ -128,3 +128,19 @@ def test_cost_weights_may_be_negative_and_normalise_by_absolute_sum():
     config = parse_dataclass(ObjectiveConfig, {"weights": {"f1": 3.0, "training_seconds": -1.0}})
     assert config.normalised_weights() == {"f1": 0.75, "training_seconds": -0.25}
     assert config.metric_weights() == {"f1": 1.0}
+
+
+def test_predictions_are_kept_packed_small_enough_for_any_storage():
+    import numpy as np
+
+    from tuneflow.transfer.gain import PACKED_LIMIT, pack_predictions, unpack_predictions
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 7600)  # AG News' test split, 4 classes
+    seeds = [np.where(rng.random(7600) < 0.9, labels, rng.integers(0, 4, 7600)) for _ in range(5)]
+    packed = [pack_predictions(p) for p in seeds]
+    assert sum(map(len, packed)) < PACKED_LIMIT < 64_000  # MySQL's TEXT: 64 KB per attr
+    assert all((unpack_predictions(s) == p).all() for s, p in zip(packed, seeds))
+    assert (unpack_predictions([2, 0, 1]) == [2, 0, 1]).all()  # records written before packing
+    many = np.arange(300)  # past 255 classes: two bytes a row
+    assert pack_predictions(many).startswith("u2:") and (unpack_predictions(pack_predictions(many)) == many).all()

@@ -147,7 +147,9 @@ def test_prior_keep_needs_the_logme_prior_and_sources(make_study, two_sources):
 def test_prior_keep_drops_the_other_source_enqueues_the_top_pair_and_trials_never_sample_it(two_sources, run_cli):
     import optuna
 
-    space = {"parameters": {**SPACE["parameters"], "mapping": {"type": "fixed", "value": "sequential"}}}
+    # Three learning rates: with one source kept, three distinct configurations (a study never repeats one).
+    space = {"parameters": {**SPACE["parameters"], "mapping": {"type": "fixed", "value": "sequential"},
+                            "learning_rate": {"type": "categorical", "choices": [0.002, 0.003, 0.004]}}}
     study_file = two_sources(search_space=space, budget={"n_trials": 3}, prior="logme", prior_keep=1)
     code, _, err = run_cli("run", study_file)
     assert code == 0, err
@@ -216,8 +218,12 @@ def test_workers_wait_for_the_ranking_when_prior_keep_decides_the_sources(two_so
     started = time.monotonic()
     assert apply_prior(plan, study, claim=lost, timeout=30, poll=0.05) == []
     assert 0.25 <= time.monotonic() - started < 10
-    # Without prior_keep a worker that lost the claim goes straight to its trials.
-    plan_free = plan_study(str(two_sources(search_space=SPACE, prior="logme")))
+    # Without prior_keep it waits all the same while coverage orders its arms by the ranking (the default) ...
+    plan_covered = plan_study(str(two_sources(search_space=SPACE, prior="logme")))
+    with pytest.raises(PriorWaitTimeout):
+        apply_prior(plan_covered, optuna.create_study(), claim=lost, timeout=0.3, poll=0.05)
+    # ... and with coverage off a worker that lost the claim goes straight to its trials.
+    plan_free = plan_study(str(two_sources(search_space=SPACE, prior="logme", coverage={"enabled": False})))
     started = time.monotonic()
     assert apply_prior(plan_free, optuna.create_study(), claim=lost, timeout=30) == []
     assert time.monotonic() - started < 1

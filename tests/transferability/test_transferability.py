@@ -188,10 +188,13 @@ def test_rank_scores_the_default_candidates_and_records_them(make_study, tiny_mo
     stored = study.user_attrs["tuneflow_transferability"]["scores"]
     assert [s["candidate"] for s in stored] == [r["candidate"] for r in rows]
     expected = "sequential" if rows[0]["kind"] == "source-fine-tuned" else "direct"
-    assert [t.system_attrs["fixed_params"] for t in study.trials] == [{"mapping": expected}]
+    # The mapping the ranking chose; every other parameter at the space's centre (not the sampler's draw).
+    centre = {"learning_rate": pytest.approx((1e-3 * 5e-3) ** 0.5), "batch_size": 32, "epochs": 1, "method": "full"}
+    assert [t.system_attrs["fixed_params"] for t in study.trials] == [{**centre, "mapping": expected}]
     # Ranking again never enqueues the same trial twice.
     assert _rank(study_file, "--record", "--rows", 60, "--quiet") == 0
-    assert "enqueued: {\"mapping\": " in capsys.readouterr().out
+    second = capsys.readouterr().out
+    assert "enqueued: {\"learning_rate\": " in second and f"\"mapping\": \"{expected}\"}}" in second
     study = optuna.load_study(study_name=config.name, storage=config.storage_url())
     enqueued = [t.system_attrs["fixed_params"]["mapping"] for t in study.trials]
     assert len(enqueued) == len(set(enqueued)) and expected in enqueued

@@ -181,7 +181,15 @@ def cmd_run(args) -> int:
                     graceful_sigterm=args.graceful_sigterm)
     print(f"study {study.study_name!r} in {redact_url(config.storage_url())}")
     print(f"next: tuneflow best {args.study_file}   |   tuneflow export {args.study_file} -o best.yaml")
+    _print_verdict(study)  # the last lines: the study's answer
     return 0
+
+
+def _print_verdict(study) -> None:
+    from tuneflow import api
+    from tuneflow.observe.verdict_report import verdict_lines
+
+    print("\n".join(verdict_lines(api.verdict(study))))
 
 
 def cmd_validate(args) -> int:
@@ -200,7 +208,9 @@ def _open_study(args):
 def cmd_best(args) -> int:
     from tuneflow import api
     from tuneflow.observe.tables import format_table
+    from tuneflow.observe.verdict_report import GAIN_FOOTER
     from tuneflow.study.results import confirmed, is_pareto, state_counts
+    from tuneflow.study.verdict import configuration_gains
 
     study = _open_study(args)
     counts = state_counts(study)
@@ -209,9 +219,14 @@ def cmd_best(args) -> int:
     if is_pareto(study):
         print(f"Pareto front of {len(study.best_trials)} trial(s); value = {' / '.join(study.metric_names or [])}")
     confirmation = confirmed(study)
-    print(format_table(trials, confirmed=confirmation) if trials else "no complete trials yet")
+    gains = configuration_gains(study, trials) if trials and not is_pareto(study) else {}
+    print(format_table(trials, confirmed=confirmation, gains=gains) if trials else "no complete trials yet")
+    print()  # the table ends here: notes, the footer and the verdict follow
     if confirmation:
         print("* confirmed with fresh seeds (tuneflow confirm): value, mean±sd and gain CI are the confirmed figures")
+    if trials:
+        print(GAIN_FOOTER)
+    _print_verdict(study)
     return 0
 
 

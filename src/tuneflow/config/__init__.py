@@ -13,7 +13,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "errors": ['ConfigError'],
         "registry": ['Registry', 'unknown_name_message'],
         "schema": ['parse_dataclass', 'field_help', 'read_yaml'],
-        "study_config": ['StudyConfig', 'TaskConfig', 'ModelConfig', 'ObjectiveConfig', 'SamplerConfig', 'PrunerConfig', 'BudgetConfig', 'EvaluationConfig', 'StorageOptionsConfig', 'METRIC_NAMES', 'load_study_config'],
+        "study_config": ['StudyConfig', 'TaskConfig', 'ModelConfig', 'ObjectiveConfig', 'SamplerConfig', 'PrunerConfig', 'BudgetConfig', 'EvaluationConfig', 'CoverageConfig', 'ConfirmConfig', 'StorageOptionsConfig', 'METRIC_NAMES', 'load_study_config'],
         "model_config": ['ModelCandidate', 'model_record'],
         "choice_params": ['CHOICE_PARAMETERS', 'with_choice_parameters', 'restrict_choices'],
         "warm_start_config": ['WarmStartConfig'],

@@ -250,12 +250,25 @@ class SearchSpace:
 
     def suggest(self, trial: "optuna.Trial") -> dict[str, Any]:
         """Sample every active parameter (conditions checked against earlier values)."""
+        return self.walk(lambda name, spec, _values: spec.suggest(trial, name))
+
+    def walk(self, pick: Callable[[str, ParamSpec, dict[str, Any]], Any]) -> dict[str, Any]:
+        """Every active parameter's value, in file order: ``pick(name, spec, values so far)`` gives each one
+        (fixed ones included), and a condition is checked against the values picked above it."""
         values: dict[str, Any] = {}
         for name, spec in self.parameters.items():
-            if spec.when and not all(ref in values and _matches(cond, values[ref]) for ref, cond in spec.when.items()):
-                continue
-            values[name] = spec.suggest(trial, name)
+            if self.active(name, values):
+                values[name] = pick(name, spec, values)
         return values
+
+    def active(self, name: str, values: dict[str, Any]) -> bool:
+        """Is parameter ``name`` sampled, given the values of the parameters above it?"""
+        when = self.parameters[name].when
+        return not when or all(ref in values and _matches(cond, values[ref]) for ref, cond in when.items())
+
+    def searched(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` without the fixed parameters: what a trial's ``params`` (and an enqueued trial) hold."""
+        return {name: value for name, value in values.items() if self.parameters[name].type != "fixed"}
 
     def grid(self) -> dict[str, list[Any]]:
         """The value lists for Optuna's GridSampler (conditional parameters included)."""

@@ -18,6 +18,7 @@ from tuneflow.config.errors import ConfigError
 from tuneflow.config.model_config import ModelCandidate, ModelConfig  # noqa: F401  (re-exported)
 from tuneflow.config.file_hints import require_file
 from tuneflow.config.schema import parse_dataclass, read_yaml
+from tuneflow.config.search_options import ConfirmConfig, CoverageConfig, EvaluationConfig  # noqa: F401  (re-exported)
 from tuneflow.config.search_space import SearchSpace, StrategyLookup
 from tuneflow.config.warm_start_config import WarmStartConfig  # noqa: F401  (a field type, re-exported)
 
@@ -236,18 +237,6 @@ class BudgetConfig:
 
 
 @dataclass(frozen=True)
-class EvaluationConfig:
-    batch_size: int = _help("batch size for evaluation (no gradients, so larger is fine)", 128)
-    every_n_steps: int | None = _help("also evaluate and report every N optimizer steps; default: each epoch", None)
-
-    def __post_init__(self):
-        if self.batch_size < 1:
-            raise ConfigError("must be at least 1", key="batch_size")
-        if self.every_n_steps is not None and self.every_n_steps < 1:
-            raise ConfigError("must be at least 1", key="every_n_steps")
-
-
-@dataclass(frozen=True)
 class StorageOptionsConfig:
     """How the storage behaves in long, many-worker studies (see tuneflow.storage)."""
 
@@ -296,6 +285,8 @@ class StudyConfig:
     prior_candidates: str | None = _help("candidates file for the prior (as for `tuneflow rank --candidates`)", None)
     prior_keep: int | None = _help("with prior: logme, trials sample only the N sources LogME scores best (the rest are dropped)", None)
     warm_start: tuple[WarmStartConfig, ...] = _help("earlier studies whose best trials are enqueued first: [{study, storage, top_k}]", ())
+    coverage: CoverageConfig = _help("measure every arm (target only, each mapping x source, each model) before the sampler exploits", factory=CoverageConfig)
+    confirm: ConfirmConfig | None = _help("retrain the top configurations with fresh seeds when the budget is spent: {top_k, seeds}", None)
 
     # Filled in by load_study_config, not read from YAML.
     path: Path | None = field(default=None, init=False, compare=False)
@@ -314,6 +305,8 @@ class StudyConfig:
                 raise ConfigError("must be at least 1", key="prior_keep")
             if not self.source_tasks:
                 raise ConfigError("needs sources to choose among (source or sources)", key="prior_keep")
+        if self.confirm is not None and self.objective.mode == "pareto":
+            raise ConfigError("confirmation ranks configurations by one value; a Pareto study has several", key="confirm")
         if self.objective.mode == "pareto" and self.sampler.name == "cmaes":
             raise ConfigError("the cmaes sampler cannot optimise several targets (objective.mode: pareto)", key="sampler.name")
 

@@ -17,5 +17,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "artifacts": ['upload_trial_artifacts'],
         "warm_start_report": ['warm_start_section', 'warm_started_trials'],
         "ranking_report": ['ranking_section'],
+        "verdict_report": ['verdict_lines', 'verdict_section', 'GAIN_FOOTER'],
+        "pruning_report": ['pruned_section', 'pruned_rows'],
     },
 )

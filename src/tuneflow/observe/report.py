@@ -1,4 +1,5 @@
-"""One self-contained HTML report of a study: summary, best trials, best config, Optuna's plots, transfer.
+"""One self-contained HTML report of a study: the verdict, summary, best trials, best config, Optuna's plots,
+pruned and failed trials, transfer.
 
 Plots are Optuna's own (``optuna.visualization``, plotly); plotly's JavaScript is inlined once, with
 the first figure, so the file opens offline. Best-trial images come from the artifact store, inlined
@@ -21,10 +22,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuneflow.config.storage_url import redact_text, redact_url
 from tuneflow.observe.source_table import model_line, source_line, source_section
+from tuneflow.observe.pruning_report import pruned_section
 from tuneflow.observe.ranking_report import ranking_section
 from tuneflow.observe.tables import format_values
+from tuneflow.observe.verdict_report import confirmation_section, verdict_section
 from tuneflow.observe.warm_start_report import warm_start_section
-from tuneflow.study.results import CONFIRMATION_ATTR, is_pareto, ranked_trials, state_counts
+from tuneflow.study.results import is_pareto, ranked_trials, state_counts
 from tuneflow.study.contract import contract_changes
 from tuneflow.study.study_record import CONFIG_ATTR
 
@@ -32,6 +35,7 @@ METRICS = ("accuracy", "precision", "recall", "f1")
 
 
 SECTIONS = (
+    ("verdict", "Verdict: does transfer help?"),
     ("summary", "Study summary"),
     ("best-trials", "Best trials"),
     ("confirmation", "Confirmation"),
@@ -40,6 +44,7 @@ SECTIONS = (
     ("importances", "Hyperparameter importances"),
     ("parallel", "Parallel coordinates"),
     ("intermediate", "Intermediate values (pruning)"),
+    ("pruned", "Pruned and failed trials"),
     ("pareto", "Pareto front"),
     ("transfer", "Transfer by mapping strategy and method"),
     ("sources", "Transfer by source"),
@@ -225,26 +230,6 @@ def _best_trials(study: optuna.Study, top_k: int) -> str:
     return _table(header, rows)
 
 
-def _confirmation(study: optuna.Study) -> str:
-    """``tuneflow confirm``'s retraining of the top trials with fresh seeds, or how to get it."""
-    record = study.user_attrs.get(CONFIRMATION_ATTR)
-    if not record:
-        return _sentence("not confirmed yet: `tuneflow confirm STUDY.yaml` retrains the top trials with fresh seeds")
-    rows = []
-    for rank, r in enumerate(record["results"], start=1):
-        ci = r.get("transfer_gain_ci")
-        rows.append([str(rank), str(r["trial"]), _num(r.get("study_value")), _num(r.get("value")), _num(r.get("value_sd")),
-                     _num(r.get("transfer_gain_score"), "+.4f"), DASH if not ci else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]",
-                     _num(r.get("transfer_gain_p"), ".3f"), _e(r.get("negative_transfer_evidence", DASH))])
-    p = record.get("p_first_beats_second")
-    verdict = ("The study's ranking holds" if record.get("ranking_holds") else "The ranking changed under fresh seeds") + (
-        "" if p is None else f"; P(#1 beats #2) = {p:.2f}")
-    return (_sentence(f"The top trials retrained with {len(record['seeds'])} fresh seeds {record['seeds']}, each with a "
-                      "target-only baseline on the same seeds; ordered by the confirmed mean.")
-            + _table(["rank", "trial", "study value", "confirmed mean", "sd", "gain", "gain 95% CI", "p", "negative transfer"], rows)
-            + _sentence(verdict))
-
-
 def _best_config(study: optuna.Study) -> str:
     from tuneflow.config.errors import ConfigError
     from tuneflow.study.export import export_trials, write_export
@@ -365,20 +350,26 @@ def build_report(study: optuna.Study, *, storage_url: str | None = None, artifac
 
     figures = _Figures()
     target = _target(study)
+    from tuneflow.study.verdict import study_verdict
+
+    parts = {"table": _table, "sentence": _sentence}
+    verdict = study_verdict(study)
     bodies = {
+        "verdict": verdict_section(verdict, **parts),
         "summary": _summary(study, storage_url),
         "best-trials": _best_trials(study, top_k),
-        "confirmation": _confirmation(study),
+        "confirmation": confirmation_section(study, **parts),
         "best-config": _best_config(study),
         "history": figures.html(lambda: vis.plot_optimization_history(study, **target)),
         "importances": _importances(study, figures),
         "parallel": figures.html(lambda: vis.plot_parallel_coordinate(study, **target)),
         "intermediate": _intermediate(study, figures),
+        "pruned": pruned_section(study, **parts),
         "pareto": _pareto(study, figures),
         "transfer": _transfer(study),
-        "sources": source_section(study, table=_table, sentence=_sentence),
-        "ranking": ranking_section(study, table=_table, sentence=_sentence),
-        "warm-start": warm_start_section(study, table=_table, sentence=_sentence),
+        "sources": source_section(study, **parts, verdict=verdict),
+        "ranking": ranking_section(study, **parts),
+        "warm-start": warm_start_section(study, **parts),
         "images": _images(study, artifacts),
     }
     nav = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title in SECTIONS)

@@ -3,7 +3,9 @@
 Each cell: how many trials used that source with that mapping, their mean transfer gain (score) with
 a 95 % interval, and the best configuration found there. The interval is a t-interval over the cell's
 complete trials when it has two or more (it spreads over their other hyperparameters too); with one
-trial it is that trial's own interval (over seeds, or a bootstrap over validation rows).
+trial it is that trial's own interval (over seeds, or a bootstrap over validation rows). Target-only
+rows are the reference (their gain is 0 by definition, not a measurement), and a source no trial
+finished says "not tried" and why. Under it, the verdict per source (:mod:`tuneflow.study.verdict`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tuneflow.observe.verdict_report import source_verdict_table
+from tuneflow.study.verdict import Verdict
+
 DASH = "—"
 TARGET_ONLY = "— (target only)"
 SHOWN_PARAMS = ("method", "learning_rate", "batch_size", "epochs")
 
 
-def source_section(study: optuna.Study, *, table: Callable[..., str], sentence: Callable[[str], str]) -> str:
+def source_section(study: optuna.Study, *, table: Callable[..., str], sentence: Callable[[str], str],
+                   verdict: Verdict | None = None) -> str:
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
     if not trials:
         return sentence("no finished trial yet")
@@ -32,18 +38,35 @@ def source_section(study: optuna.Study, *, table: Callable[..., str], sentence: 
         key = (a.get("source") or TARGET_ONLY, (a.get("params") or {}).get("mapping", "?")) + ((a.get("model") or "?",) if by_model else ())
         groups.setdefault(key, []).append(t)
     maximize = len(study.directions) == 1 and study.direction == optuna.study.StudyDirection.MAXIMIZE
-    rows = [[html.escape(str(k)) for k in key] + _cells(members, maximize) for key, members in sorted(groups.items())]
+    rows = [[html.escape(str(k)) for k in key] + _cells(members, maximize, reference=key[0] == TARGET_ONLY)
+            for key, members in sorted(groups.items())]
+    seen = {key[0] for key in groups}
+    for v in (verdict.per_source if verdict else ()):  # a source no trial ever ran with
+        if v.outcome == "not_tried" and v.source not in seen:
+            rows.append([html.escape(v.source), DASH, *([DASH] if by_model else []), "0", "0",
+                         f"not tried: {html.escape(v.reason or '')}", DASH, DASH, DASH])
     header = ["source", "mapping", *(["model"] if by_model else []), "trials", "complete", "mean gain (score)", "gain 95% CI",
               "best value", "best configuration"]
     intro = sentence("Transfer gain of the weighted score against the target-only baseline (the same for every source), "
                      "by source and mapping strategy; the interval spans the cell's complete trials.")
-    return intro + table(header, rows, left=len(header) - 7)
+    out = intro + table(header, rows, left=len(header) - 7)
+    if verdict is not None and verdict.per_source:
+        out += "<h3>Verdict by source</h3>" + sentence(
+            "Each source's best configuration against the best target-only one, seed noise pooled over the study.") + \
+            source_verdict_table(verdict, table=table)
+    return out
 
 
-def _cells(members: list[FrozenTrial], maximize: bool) -> list[str]:
+def _cells(members: list[FrozenTrial], maximize: bool, *, reference: bool = False) -> list[str]:
     done = [t for t in members if t.state == TrialState.COMPLETE and t.values]
     gains = [t.user_attrs["transfer_gain_score"] for t in done if t.user_attrs.get("transfer_gain_score") is not None]
-    cells = [str(len(members)), str(len(done)), DASH if not gains else f"{statistics.fmean(gains):+.4f}", _interval(done, gains)]
+    if reference:  # target only: the baseline itself, its "gain" is 0 by definition
+        cells = [str(len(members)), str(len(done)), "reference", "reference (target only)"]
+    elif not done:
+        reasons = "pruned or failed" if members else "no trial"
+        cells = [str(len(members)), "0", f"not tried: every trial {reasons}", DASH]
+    else:
+        cells = [str(len(members)), str(len(done)), DASH if not gains else f"{statistics.fmean(gains):+.4f}", _interval(done, gains)]
     if not done:
         return cells + [DASH, DASH]
     best = (max if maximize else min)(done, key=lambda t: t.values[0])

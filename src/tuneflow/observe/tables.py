@@ -24,7 +24,7 @@ COLUMNS = (
 SPREAD_COLUMNS = (
     ("seeds", lambda a: str(len(a.get("seed_values") or [None]))),
     ("mean±sd", lambda a: _mean_sd(a)),
-    ("gain 95% CI", lambda a: "-" if not a.get("transfer_gain_ci") else "[{:+.3f},{:+.3f}]".format(*a["transfer_gain_ci"])),
+    ("gain 95% CI", lambda a: "-" if not a.get("transfer_gain_ci") or _is_base(a) else "[{:+.3f},{:+.3f}]".format(*a["transfer_gain_ci"])),
 )
 
 
@@ -36,9 +36,14 @@ def _mean_sd(attrs: dict) -> str:
     return f"{mean:.4f}" if sd is None else f"{mean:.4f}±{sd:.4f}"
 
 
+def _is_base(attrs: dict) -> bool:
+    """A ``direct`` trial is the baseline itself: its gain (0) and interval ([0, 0]) measure nothing."""
+    return (attrs.get("params") or {}).get("mapping") == "direct"
+
+
 def _gain(trial: FrozenTrial) -> str:
     """Transfer gain of the score; a ``direct`` trial is the baseline itself, so it has none."""
-    if trial.user_attrs.get("params", {}).get("mapping") == "direct" and "transfer_gain_score" in trial.user_attrs:
+    if _is_base(trial.user_attrs) and "transfer_gain_score" in trial.user_attrs:
         return "base"
     return _fmt(trial.user_attrs.get("transfer_gain_score"), "+.4f")
 
@@ -57,13 +62,33 @@ def format_values(values) -> str:
     return "-" if not values else " / ".join(f"{v:.4g}" if abs(v) >= 1000 else f"{v:.4f}" for v in values)
 
 
-def format_table(trials: list[FrozenTrial], *, confirmed: dict[int, dict] | None = None) -> str:
-    """One row per trial; ``confirmed`` (trial number -> figures from ``tuneflow confirm``) replaces the spread columns."""
-    confirmed = confirmed or {}
+def _collapsed(trial: FrozenTrial, confirmed: dict[int, dict]) -> str:
+    """Seeds at chance level, of all seeds: a failure to learn that a mean would hide."""
+    figures = confirmed.get(trial.number) or trial.user_attrs
+    seeds = len(figures.get("seed_values") or [None])
+    return f"{len(figures.get('collapsed_seeds') or [])}/{seeds}" + ("*" if trial.number in confirmed else "")
+
+
+def format_table(trials: list[FrozenTrial], *, confirmed: dict[int, dict] | None = None, gains: dict | None = None) -> str:
+    """One row per trial; ``confirmed`` (trial number -> figures from ``tuneflow confirm``) replaces the spread columns.
+
+    ``gains``: trial number -> the study's interval of its gain (:func:`tuneflow.study.verdict.configuration_gains`),
+    shown in "gain 95% CI" instead of the trial's own.
+    """
+    confirmed, gains = confirmed or {}, gains or {}
     spread = any(len(t.user_attrs.get("seed_values") or ()) > 1 for t in trials) or bool(confirmed)
     columns = list(COLUMNS)
     if spread:
         columns[-1:-1] = [(name, _spread(fn, confirmed)) for name, fn in SPREAD_COLUMNS]
+    elif gains:
+        columns[-1:-1] = [("gain 95% CI", lambda t: "-")]
+    if gains:
+        index = [name for name, _ in columns].index("gain 95% CI")
+        own = columns[index][1]
+        columns[index] = ("gain 95% CI", lambda t: "[{:+.3f},{:+.3f}]".format(gains[t.number].low, gains[t.number].high)
+                          + ("*" if t.number in confirmed else "") if t.number in gains else own(t))
+    if any((confirmed.get(t.number) or t.user_attrs).get("collapsed_seeds") for t in trials):
+        columns[-1:-1] = [("collapsed", lambda t: _collapsed(t, confirmed))]
     if confirmed:
         columns[1] = ("value", lambda t: f"{confirmed[t.number]['value']:.4f}*" if t.number in confirmed else format_values(t.values))
     if any("lora_learning_rate" in t.user_attrs.get("params", {}) for t in trials):  # LoRA's own rate, under its own name

@@ -80,5 +80,10 @@ class OncePerStudy:
                 return False
             time.sleep(self.poll)
 
+    def hold(self, key: str, *, trial: int) -> bool:
+        """Claim ``key`` for a running trial (no result to wait for): False while another live trial holds it.
+        Sampled trials claim their configuration this way, so two workers drafting at once never both run it."""
+        return self.gate.claim(self.study, key, owner=f"{self.owner}#{trial}", done_attr=CLAIM_PREFIX + "never-done", trial=trial)
+
     def increment(self, attr: str, by: int = 1) -> int:
         return self.gate.increment(self.study, attr, by)

@@ -9,7 +9,7 @@ of each contract is kept as the study user attr ``tuneflow_contract:<hash>`` (fo
 Resuming a study with a file whose contract differs is refused, naming the changed keys, unless
 ``allow_changes``: then the new contract is recorded and ``tuneflow_contract_changes`` says from which
 trial on, and what changed (the HTML report shows it). Sampler, pruner, budget, storage options,
-device, ``warm_start`` and the like may change freely: they change how trials are found, not what a
+device, ``warm_start``, ``coverage``, ``confirm`` and the like may change freely: they change how trials are found, not what a
 value means (a warm start only enqueues configurations; adding one to a running study is allowed).
 """
 
@@ -21,6 +21,7 @@ import json
 from typing import Any
 
 from tuneflow.config.errors import ConfigError
+from tuneflow.config.search_options import resolved_per_schedule
 
 CONTRACT_KEYS = ("model", "source", "target", "seed", "objective", "search_space", "evaluation")
 TRIAL_ATTR = "contract"  # trial user attr: the hash of the contract it was measured under
@@ -34,8 +35,15 @@ def contract_of(record: dict[str, Any]) -> dict[str, Any]:
     contract = {key: record.get(key) for key in CONTRACT_KEYS}
     if record.get("sources"):  # several sources (only then, so one-source studies keep their hash)
         contract["sources"] = record["sources"]
-    # The evaluation batch size changes no value, only memory and speed; the schedule changes what is reported.
-    contract["evaluation"] = {"every_n_steps": (record.get("evaluation") or {}).get("every_n_steps")}
+    # The evaluation batch size changes no value, only memory and speed; the schedule changes what is reported
+    # (and, with objective.value: best, the value). Evaluations at epoch ends only (the schedule before
+    # evaluation.per_schedule existed) leave the key out, so older studies keep their contract.
+    evaluation = record.get("evaluation") or {}
+    contract["evaluation"] = {"every_n_steps": evaluation.get("every_n_steps")}
+    per_schedule = (resolved_per_schedule(evaluation["per_schedule"], evaluation.get("every_n_steps"))
+                    if "per_schedule" in evaluation else None)  # a record older than the key: epoch ends
+    if per_schedule is not None:
+        contract["evaluation"]["per_schedule"] = per_schedule
     return contract
 
 

@@ -1,4 +1,9 @@
-"""Best / top-k trials -> self-contained YAML configs that ``tuneflow train`` accepts."""
+"""Best / top-k trials -> self-contained YAML configs that ``tuneflow train`` accepts.
+
+The order is the verdict's (:mod:`tuneflow.study.verdict`): its recommended configuration first (the
+transfer one only when transfer helped beyond the noise, else the best target-only one), then the
+others as ``best`` ranks them. Identical configurations are one entry.
+"""
 
 from __future__ import annotations
 
@@ -56,6 +61,7 @@ class ExportFile:
     tuneflow_export: int
     configs: tuple[FinalConfig, ...]
     storage: str | None = None
+    verdict: str | None = None  # informational: the study's verdict when it was exported
 
 
 def export_trials(study: optuna.Study, top_k: int = 1) -> dict[str, Any]:
@@ -68,7 +74,8 @@ def export_trials(study: optuna.Study, top_k: int = 1) -> dict[str, Any]:
     latest = attrs.get(CONFIG_ATTR)
     if latest is None:
         raise ConfigError(f"study {study.study_name!r} was not created by tuneflow (no {CONFIG_ATTR!r} attribute)")
-    trials = ranked_trials(study, top_k)
+    trials, verdict = _in_verdict_order(study)
+    trials = trials[:top_k]
     if not trials:
         raise ConfigError(f"study {study.study_name!r} has no complete trial to export yet")
     confirmation = confirmed(study)
@@ -99,7 +106,20 @@ def export_trials(study: optuna.Study, top_k: int = 1) -> dict[str, Any]:
         )
     # The storage read now (a copy, a server the study moved to), not the one the study was first run from.
     storage = redact_url(storage_url_of(study) or latest.get("storage"))
-    return {"tuneflow_export": EXPORT_FORMAT, "storage": storage, "configs": configs}
+    return {"tuneflow_export": EXPORT_FORMAT, "storage": storage,
+            "verdict": None if verdict is None else f"{verdict.summary} {verdict.recommendation}", "configs": configs}
+
+
+def _in_verdict_order(study: optuna.Study):
+    """Ranked configurations with the verdict's recommendation moved to the front (a Pareto study keeps its front)."""
+    trials = ranked_trials(study)
+    if not trials or len(study.directions) > 1:
+        return trials, None
+    from tuneflow.study.verdict import study_verdict
+
+    verdict = study_verdict(study)
+    first = [t for t in trials if verdict.recommended_trial in (t.user_attrs.get("pooled_trials") or [t.number])]
+    return first + [t for t in trials if t not in first], verdict
 
 
 def _confirmed_figures(result: dict[str, Any] | None) -> dict[str, Any] | None:

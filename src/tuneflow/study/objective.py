@@ -17,14 +17,17 @@ from typing import Any
 import numpy as np
 import optuna
 
-from tuneflow.config.choice_params import restrict_choices
 from tuneflow.config.objective_terms import objective_value, weighted_objective
 from tuneflow.config.study_config import StudyConfig
 from tuneflow.data.tasks import TaskData
+from tuneflow.study import compute
+from tuneflow.study.arms import Arm
+from tuneflow.study.distinct import sampled_space
 from tuneflow.study.hooks import StudyHooks
+from tuneflow.study.pruning import pruned_at
 from tuneflow.study.trial_inputs import TrialInputs
 from tuneflow.transfer.base import get_strategy, resolve_params
-from tuneflow.transfer.gain import transfer_attrs
+from tuneflow.transfer.gain import BASELINE_PREFIX, transfer_attrs
 from tuneflow.transferability.source_choice import KEPT_SOURCES_ATTR  # written by prior_keep
 
 # Metrics copied into user attrs under their own names (so dashboards and `best` can show them).
@@ -66,17 +69,19 @@ class TransferObjective:
             kept = getattr(getattr(trial, "study", None), "user_attrs", {}).get(KEPT_SOURCES_ATTR)
             if kept is None:
                 return self.config.space
-            self._kept_space = restrict_choices(self.config.space, "source", kept)
+            self._kept_space = sampled_space(self.config.space, {KEPT_SOURCES_ATTR: kept})
         return self._kept_space
 
-    def _choose(self, trial: optuna.Trial) -> tuple[Any, str, str | None]:
-        """Sample the trial's values: (params, model candidate label, source name or None)."""
-        values = self._space(trial).suggest(trial)
+    def _choose(self, trial: optuna.Trial) -> tuple[Any, str, str | None, Arm]:
+        """Sample the trial's values: (params, model candidate label, source name or None, arm)."""
+        space = self._space(trial)
+        values = space.suggest(trial)
         label = values.pop("model", None) or self.inputs.first_model
         source = values.pop("source", None)
         params = resolve_params(values)
-        needs = get_strategy(params.mapping).needs_source
-        return params, label, (source or self.inputs.first_source) if needs else None
+        source = (source or self.inputs.first_source) if get_strategy(params.mapping).needs_source else None
+        searched = space.parameters.get("model") is not None and space.parameters["model"].type == "categorical"
+        return params, label, source, Arm(params.mapping, source, label if searched else None)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         from transformers import set_seed
@@ -87,9 +92,10 @@ class TransferObjective:
         from tuneflow.transfer.context import TransferContext
         from tuneflow.transfer.gain import SeedResult
 
-        params, label, source_name = self._choose(trial)
+        params, label, source_name, arm = self._choose(trial)
         trial.set_user_attr("model", label)
         trial.set_user_attr("source", source_name)
+        trial.set_user_attr("arm", arm.label)  # the way of transferring (tuneflow.study.arms)
         if self._runtime is None:
             self._runtime = Runtime.pick(self.config.device, compile=self.config.compile)
         runtime, candidate = self._runtime, self.inputs.model(label)
@@ -128,13 +134,17 @@ class TransferObjective:
                 step = self._step(j, index, progress, per_seed=len(curves[0]) if j else None)
                 # For the live display (epochs only when evaluations happen once per epoch).
                 self.hooks.evaluation(trial.number, step, value=running, metrics=metrics,
-                                      epochs=None if self.config.evaluation.every_n_steps else params.epochs)
+                                      epochs=params.epochs if self.config.evaluation.once_per_epoch else None)
                 if self.config.objective.mode == "pareto" or step in reported:
                     return  # Optuna cannot prune multi-objective trials; a step is reported once
                 reported.add(step)
                 trial.report(running, step)
                 if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned after evaluation {index} (seed {seeds[j]}): objective {running:.4f}")
+                    where = pruned_at(trial.study, trial._trial_id, step=step, progress=(j + progress) / len(seeds))
+                    trial.set_user_attr("pruned_at", where)
+                    below = "" if where["threshold"] is None else f" < {where['threshold']:.4f} ({where['pruner']})"
+                    raise optuna.TrialPruned(f"pruned at {100 * where['progress']:.0f}% of its schedule (evaluation {index}, "
+                                             f"seed {seeds[j]}): objective {running:.4f}{below}")
 
             return report
 
@@ -152,6 +162,7 @@ class TransferObjective:
                     model_options=candidate.config,  # dtype, attention, checkpointing, quantization
                     eval_batch_size=self.config.evaluation.batch_size,
                     evaluate_every_steps=self.config.evaluation.every_n_steps,
+                    evaluations_per_schedule=self.config.evaluation.evaluations_per_schedule,
                 )
                 ctx.report = reporter(j, ctx)
                 contexts.append(ctx)
@@ -178,21 +189,32 @@ class TransferObjective:
                 **mean_records([c.records for c in contexts]),
             }
             runs = [SeedResult(s, p["metrics"], p["predictions"], c) for s, p, c in zip(seeds, picked, contexts)]
+            study = getattr(trial, "study", None)
+            existed = {k for k in study.user_attrs if k.startswith(BASELINE_PREFIX)} if study is not None else set()
             attrs.update(transfer_attrs(trial, runs, config=config, model_path=candidate.path, once=self.once))
             attrs.update(self._cost_attrs(contexts, runtime, attrs))
+            attrs["training_samples"] = compute.stage_samples(contexts) + compute.baseline_samples(
+                study.user_attrs if study is not None else {}, attrs, trial_number=trial.number,
+                target_rows=len(target.train), epochs=params.epochs, existed=existed)
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
             # Confusion-matrix and learning-curve images for the dashboard (the first seed's); a failure is only an attr.
             self.hooks.trial_completed(trial, self.config, metrics=metrics, history=[h for h in history if h["seed"] == seed],
                                        fit_stats=contexts[0].fit_stats, label_names=target.data.label_names)
             return objective_value(attrs, self.config.objective)
-        except NonFiniteLoss as err:
+        except (NonFiniteLoss, optuna.TrialPruned) as err:
             trial.set_user_attr("prune_reason", str(err))
-            raise optuna.TrialPruned(str(err)) from None
-        except optuna.TrialPruned as err:
-            trial.set_user_attr("prune_reason", str(err))
-            for key, value in self._cost_attrs(contexts, runtime, {}).items():
+            if isinstance(err, NonFiniteLoss):  # pruned by tuneflow itself, not by the pruner
+                done = contexts[-1].fit_stats[-1].progress if contexts and contexts[-1].fit_stats else 0.0
+                share = (max(len(contexts) - 1, 0) + done) / len(seeds)
+                trial.set_user_attr("pruned_at", {"step": max(reported, default=0), "progress": round(share, 4),
+                                                  "value": None, "threshold": None, "pruner": "non-finite loss"})
+            costs = {**self._cost_attrs(contexts, runtime, {}), "training_samples": compute.stage_samples(contexts),
+                     "training_samples_saved": compute.samples_saved(contexts, seeds=len(seeds))}
+            for key, value in costs.items():
                 trial.set_user_attr(key, value)
+            if isinstance(err, NonFiniteLoss):
+                raise optuna.TrialPruned(str(err)) from None
             raise
         except Exception as err:
             from tuneflow.training.faults import (
@@ -200,6 +222,7 @@ class TransferObjective:
             )
 
             trial.set_user_attr("fail_reason", fail_reason(err, batch_size=params.batch_size))
+            trial.set_user_attr("training_samples", compute.stage_samples(contexts))
             raise
         finally:
             # Free the model, optimizer state and cached CUDA blocks whatever the outcome.
@@ -215,9 +238,14 @@ class TransferObjective:
 
         ``schedule``: percent of the target stage's LR schedule done (1..100), + 100 per earlier seed,
         so a 1-epoch and a 4-epoch trial meet at 100 (both schedules at their end), not at "evaluation 0".
+        With ``evaluation.per_schedule: n`` it is evaluation k's nominal share, 100 k / n (25, 50, 75, 100),
+        so trials whose step counts differ still meet the pruner at the same steps.
         ``evaluation``: the evaluation count, continued across seeds.
         """
         if self.config.objective.report_step == "schedule":
+            count = self.config.evaluation.evaluations_per_schedule
+            if count is not None:
+                progress = (index + 1) / count
             return 100 * j + min(100, max(1, round(100 * progress)))
         return index + j * (per_seed or 0)
 

@@ -117,8 +117,13 @@ def run_study(
     ``graceful_sigterm``: SIGTERM lets the running trial finish, as the first Ctrl-C does (see
     :mod:`tuneflow.study.workers`).
     """
+    from optuna.trial import TrialState
+
     from tuneflow.study.budget import gate_for
     from tuneflow.study.claims import OncePerStudy
+    from tuneflow.study.confirm import confirm_in_study
+    from tuneflow.study.coverage import apply_coverage
+    from tuneflow.study.distinct import distinct, exhausted
     from tuneflow.study.objective import TransferObjective
     from tuneflow.study.samplers import trial_samplers
     from tuneflow.study.storage import open_storage
@@ -144,21 +149,32 @@ def run_study(
     apply_warm_starts(config, study, once=once, message=hooks.on_message)  # once per study, like the prior
     # One budget rule for `run` and every `worker` (tuneflow.study.budget): trials of all processes count.
     total, n_trials = budget_target(study, add=n_trials, total=config.budget.n_trials)
+    # Every arm (target only, each mapping x source, per model) is queued before the sampler exploits.
+    apply_coverage(config, study, once=once, total=total, message=hooks.on_message)
     timeout = timeout if timeout is not None else config.budget.timeout
     objective = TransferObjective.for_plan(plan, hooks=hooks, contract=plan.record["contract"], once=once)
+
+    def claim(key: str, number: int) -> bool:  # a configuration, for one running trial (tuneflow.study.distinct)
+        return once.hold(key, trial=number)
+
+    sampler_for = trial_samplers(config.sampler, seed=config.seed, space=config.space, file=file, claim=claim)
+    if sampler_for is None:  # one shared sampler (grid, qmc): it too must not repeat a configuration
+        study.sampler = distinct(study.sampler, space=config.space, seed=config.seed, claim=claim)
     progress = hooks.progress(study, n_trials) if hooks.progress is not None else None
     if progress is not None:
         progress.start()
     # A failing trial is recorded as FAIL with its reason and the study goes on; see tuneflow.study.workers.
     loop = TrialLoop(study, storage=storage, url=url, options=config.storage_options,
                      objective=objective, n_trials=total, timeout=timeout, callbacks=[progress] if progress else [],
-                     sampler_for=trial_samplers(config.sampler, seed=config.seed, space=config.space, file=file),
+                     sampler_for=sampler_for, nothing_new=lambda: exhausted(study, config.space),
                      graceful_sigterm=graceful_sigterm)
     try:
-        loop.run()
+        loop.run()  # raises StopRequested when a signal stopped it: no confirmation then
     finally:  # a stopped worker, too, takes its live display down (the terminal gets its cursor back)
         if progress is not None:
             progress.finish()
+    if config.confirm is not None and not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        confirm_in_study(plan, study, once=once, message=hooks.on_message)  # the budget is spent: confirm once
     return study
 
 

@@ -60,13 +60,17 @@ def stream_seed(seed: int, number: int) -> int:
     return int(np.random.SeedSequence(seed, spawn_key=(number,)).generate_state(1)[0])
 
 
-def trial_samplers(config: SamplerConfig, *, seed: int, space=None, file: str | None = None):
+def trial_samplers(config: SamplerConfig, *, seed: int, space=None, file: str | None = None, claim=None):
     """``number -> sampler`` whose random stream belongs to that trial, or None (grid, qmc: one shared sampler).
 
     With one sampler seed per process, N workers draw the same numbers and repeat each other's
     configurations (TPE's start-up trials too). Seeding each trial's sampler from (seed, trial number)
     makes trial k's random draws the same whichever worker runs it, and different from every other trial's.
+    Given the study's ``space``, each sampler is wrapped so that it never repeats a configuration
+    (``claim(key, trial number)``: the study's claims, so that workers drafting together never share one).
     """
+    from tuneflow.study.distinct import distinct
+
     if config.name in SHARED_SEED_SAMPLERS:
         return None
     kwargs = dict(config.kwargs)
@@ -74,7 +78,10 @@ def trial_samplers(config: SamplerConfig, *, seed: int, space=None, file: str | 
     unseeded = dataclasses.replace(config, kwargs=kwargs)
 
     def sampler_for(number: int):
-        return make_sampler(dataclasses.replace(unseeded, seed=stream_seed(base, number)), seed=base, space=space, file=file)
+        seed = stream_seed(base, number)
+        # Wrapped so that no sampled trial repeats a configuration of the study (tuneflow.study.distinct).
+        return distinct(make_sampler(dataclasses.replace(unseeded, seed=seed), seed=base, space=space, file=file),
+                        space=space, seed=seed, claim=claim)
 
     return sampler_for
 

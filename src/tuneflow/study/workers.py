@@ -44,6 +44,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneflow.study.budget import TrialCount, gate_for
+from tuneflow.study.distinct import SpaceExhausted
 from tuneflow.study.storage import heartbeat_settings, retry_callback
 from tuneflow.training.faults import release_memory
 
@@ -113,6 +114,7 @@ class TrialLoop:
         callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
         sampler_for: Callable[[int], optuna.samplers.BaseSampler] | None = None,
         graceful_sigterm: bool = False,
+        nothing_new: Callable[[], str | None] | None = None,
     ):
         self.study = study
         self.storage = storage  # the storage open_storage returned (heartbeats are recorded through it)
@@ -122,6 +124,9 @@ class TrialLoop:
         self.callbacks = list(callbacks)
         self.gate = gate_for(url, storage, study.study_name)  # count + reservation under the study's lock
         self.sampler_for = sampler_for  # None: the study's own sampler for every trial
+        # Why no new trial could differ from those in the study (a finite space all tried), or None.
+        self.nothing_new = nothing_new
+        self.stopped_because: str | None = None
         self.heartbeat = heartbeat_settings(storage)
         self.requeue = retry_callback(options)
         # Signals whose first arrival lets the running trial finish (SIGTERM only when asked: see above).
@@ -193,6 +198,8 @@ class TrialLoop:
                 if self.timeout is not None and time.monotonic() - started >= self.timeout:
                     break
                 self._fail_stale_trials()
+                if self._nothing_new_to_try():
+                    break
                 trial = self._admit()
                 if trial is not None:
                     self._run_one(trial)
@@ -216,6 +223,18 @@ class TrialLoop:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(self.study)
 
+    def _nothing_new_to_try(self) -> bool:
+        """A finite space with every configuration tried, budget left and no waiting trial: stop rather than repeat one."""
+        if self.nothing_new is None:
+            return False
+        count = TrialCount.of(self.study.get_trials(deepcopy=False))
+        if count.waiting or (self.n_trials is not None and count.used >= self.n_trials):
+            return False  # a queued trial still runs; a spent budget ends the loop as it always did
+        self.stopped_because = self.nothing_new()
+        if self.stopped_because is not None:
+            print(f"tuneflow: {self.stopped_because}; stopping before the budget is spent", file=sys.stderr)
+        return self.stopped_because is not None
+
     def _admit(self) -> optuna.Trial | None:
         trial_id = self.gate.reserve(self.study, self.n_trials)
         if trial_id is None:
@@ -226,7 +245,16 @@ class TrialLoop:
             self.study.sampler = self.sampler_for(self.storage.get_trial_number_from_id(trial_id))
         # What study.ask() does after creating the trial: samplers then read a fresh trial list.
         self.study._thread_local.cached_all_trials = None
-        trial = optuna.Trial(self.study, trial_id)
+        try:
+            trial = optuna.Trial(self.study, trial_id)
+        except SpaceExhausted as err:  # another worker took the last untried configuration meanwhile
+            self.storage.set_trial_user_attr(trial_id, "fail_reason", f"{err}: nothing new to try")
+            self.storage.set_trial_user_attr(trial_id, "training_samples", 0)
+            self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+            self.stopped_because = str(err)
+            print(f"tuneflow: {err}; stopping before the budget is spent", file=sys.stderr)
+            self.study.stop()
+            return None
         trial.set_user_attr("worker", worker_id())
         return trial
 

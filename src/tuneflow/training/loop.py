@@ -36,6 +36,7 @@ class FitStats:
 
     epoch_losses: list[float] = field(default_factory=list)
     examples_seen: int = 0  # target and source rows
+    planned_examples: int = 0  # what the whole schedule would see (two-task: source batches at full size)
     seconds: float = 0.0
     progress: float = 0.0  # share of the schedule's optimizer steps done (the same yardstick for every trial)
     trained_parameters: int = 0  # parameters the optimizer steps (extra modules included)
@@ -86,14 +87,17 @@ def fit(
     seed: int = 0,
     on_evaluate: Callable[[int], None] | None = None,
     evaluate_every_steps: int | None = None,
+    evaluations_per_schedule: int | None = None,
     stats: FitStats | None = None,
 ) -> FitStats:
     """Train ``model`` on ``data`` (plus ``extra_loss`` over a ``source`` batch at every micro-batch).
 
     ``max_grad_norm`` clips the gradient of every trained parameter (0 or None: no clipping). The
     optimizer and the LR schedule step once per ``gradient_accumulation_steps`` micro-batches, and at
-    the end of each epoch. ``on_evaluate(k)`` runs after every epoch (and every N optimizer steps);
-    it is where the trial reports to Optuna and may raise ``TrialPruned`` to stop.
+    the end of each epoch. ``on_evaluate(k)`` runs after every epoch (and every N optimizer steps),
+    or, with ``evaluations_per_schedule: n``, n times evenly over the whole schedule whatever its epoch
+    count (the last at its end): so a one-epoch trial can be stopped at a quarter of its epoch. It is
+    where the trial reports to Optuna and may raise ``TrialPruned`` to stop.
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -111,6 +115,9 @@ def fit(
     batches_per_epoch = math.ceil(len(data) / batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / accumulate)  # optimizer steps: a partial last group still steps
     total_steps = steps_per_epoch * epochs
+    # Optimizer steps after which to evaluate (None: at each epoch's end). Evenly spread, the last at the end.
+    planned = {math.ceil(total_steps * k / evaluations_per_schedule) for k in range(1, evaluations_per_schedule + 1)} \
+        if evaluations_per_schedule else None
     optimizer = make_optimizer(model, lr, weight_decay, runtime, head_lr, lora_lr, extra_modules=extra_modules,
                                lora_plus_ratio=lora_plus_ratio)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
@@ -118,6 +125,7 @@ def fit(
     clipped = trained if max_grad_norm else []
     stats = stats if stats is not None else FitStats()  # the caller's, filled in place: a pruned fit's partial figures survive
     stats.trained_parameters = sum(p.numel() for p in trained)
+    stats.planned_examples = len(data) * epochs + (batches_per_epoch * epochs * min(batch_size, len(source)) if two_task else 0)
     modules = (model, *extra_modules)
     forward = runtime.training_forward(model)  # compiled or not, every forward pass of the fit goes through it
     evaluations = 0
@@ -166,11 +174,12 @@ def fit(
             step += 1
             stats.progress = step / total_steps
             mid_epoch = step % steps_per_epoch != 0
-            if on_evaluate and evaluate_every_steps and step % evaluate_every_steps == 0 and mid_epoch:
+            due = step in planned if planned is not None else bool(evaluate_every_steps) and step % evaluate_every_steps == 0
+            if on_evaluate and due and mid_epoch:
                 check_finite(loss_sum)
                 evaluate()
         stats.epoch_losses.append(check_finite(loss_sum) / batches_per_epoch)
-        if on_evaluate:
+        if on_evaluate and (planned is None or step in planned):
             evaluate()
     stats.seconds += time.perf_counter() - started
     _train_mode(modules, False)

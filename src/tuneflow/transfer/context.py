@@ -32,6 +32,7 @@ class TransferContext:
     seed: int
     eval_batch_size: int = 128
     evaluate_every_steps: int | None = None
+    evaluations_per_schedule: int | None = None  # evaluations spread over the target schedule (None: each epoch)
     report: Reporter | None = None
     model_revision: str | None = None
     model_options: Any = None  # the study's ModelConfig: dtype, attention, gradient checkpointing, quantization
@@ -58,7 +59,8 @@ class TransferContext:
         self, model: nn.Module, task: PreparedTask, *, epochs: int, lr: float, report: bool,
         source: PreparedTask | None = None, extra_loss: ExtraLoss | None = None, extra_modules: Sequence[nn.Module] = (),
     ) -> FitStats:
-        """Train on ``task``; with ``report=True`` evaluate the target after each epoch and report it.
+        """Train on ``task``; with ``report=True`` evaluate the target (after each epoch, or as often as
+        ``evaluations_per_schedule`` says) and report it.
 
         With ``source`` and ``extra_loss`` (``joint``, ``adversarial``, ``align``) a source batch goes
         alongside each target batch and ``extra_loss`` is added (see :func:`tuneflow.training.loop.fit`);
@@ -98,6 +100,7 @@ class TransferContext:
             seed=self.seed,
             on_evaluate=on_evaluate,
             evaluate_every_steps=self.evaluate_every_steps if on_evaluate else None,
+            evaluations_per_schedule=self.evaluations_per_schedule if on_evaluate else None,
             stats=stats,
         )
 

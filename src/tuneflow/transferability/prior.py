@@ -48,9 +48,13 @@ def prior_trials(
     ``mapping`` (source-fine-tuned -> ``sequential``, pretrained -> ``direct``), the ``source`` a
     candidate was tuned on and the ``model`` label, each where the space searches it (a fixed value
     must agree instead). Pooling has no trial parameter, so candidates that differ only in pooling
-    give the same trial. Sources not in ``kept`` are skipped. Unset parameters are sampled as usual.
-    At most ``top_k`` distinct dicts.
+    give the same trial. Sources not in ``kept`` are skipped. The parameters the ranking says nothing
+    about take the space's centre (:mod:`tuneflow.config.space_points`: the middle of each range, the
+    documented default among choices), not whatever the sampler would draw. At most ``top_k`` distinct dicts.
     """
+    from tuneflow.config.space_points import centre_params
+    from tuneflow.transfer.base import get_strategy
+
     trials: list[dict[str, Any]] = []
     for score in ranking:
         if len(trials) >= top_k:
@@ -59,6 +63,8 @@ def prior_trials(
         if not candidate.study_model or (candidate.source and kept is not None and candidate.source_name not in kept):
             continue
         params = _trial_params(space, KIND_MAPPINGS[candidate.kind], candidate.source_name, candidate.model_label)
+        if params:
+            params = centre_params(space, chosen=params, strategies=get_strategy)
         if params and params not in trials:
             trials.append(params)
     return trials
@@ -105,7 +111,7 @@ def store_and_enqueue(study, ranking: list[CandidateScore], space, *, by: str, p
     kept = study.user_attrs.get(KEPT_SOURCES_ATTR)
     trials = prior_trials(ranking, space, kept=kept)
     for params in trials:
-        study.enqueue_trial(params, user_attrs={"enqueued_by": by}, skip_if_exists=True)
+        study.enqueue_trial(params, user_attrs={"enqueued_by": by, "enqueued_as": "prior"}, skip_if_exists=True)
     record_scores(study, ranking)
     if choice is not None and choice.not_applied:
         study.set_user_attr(DROPPED_SOURCES_ATTR, choice.as_attr())  # says why nothing was dropped
@@ -136,19 +142,22 @@ def apply_prior(
     A resumed study that already holds scores is left as it is (ranking again would re-enqueue).
     ``claim() -> bool`` (the study layer's claim in storage) says whether this worker is the one to
     rank when several start together. The others go straight to their trials, except with
-    ``prior_keep``: then the ranking decides which sources trials may sample, so they wait for it
+    ``prior_keep`` (the ranking decides which sources trials may sample) or coverage (its trials are
+    ordered by the ranking, and must be queued before anyone samples): then they wait for it
     (retrying the claim, which lapses if the ranker died) up to ``timeout`` seconds.
     """
     if RANKING_ATTR in study.user_attrs:
         return []
     config = plan.config
     deadline = time.monotonic() + timeout
+    wait = config.prior_keep is not None or (config.coverage.enabled and config.sampler.name != "grid")  # grid: no coverage
     while claim is not None and not claim():
-        if config.prior_keep is None or RANKING_ATTR in study.user_attrs:
+        if not wait or RANKING_ATTR in study.user_attrs:
             return []
         if time.monotonic() > deadline:
             raise PriorWaitTimeout(
-                f"waited {timeout:.0f} s for another worker's LogME ranking (prior_keep decides the sources trials sample); "
+                f"waited {timeout:.0f} s for another worker's LogME ranking (it decides the sources trials sample with prior_keep, "
+                "and the order coverage tries the arms in); "
                 "it never appeared: start this worker again once the ranker is done or gone"
             )
         time.sleep(poll)
