@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# One tuneflow study across a SLURM job array: every array task is one GPU node running
-# `tuneflow launch` (one worker per GPU) against the same PostgreSQL. The study's budget.n_trials
-# is shared: the array finishes exactly that many trials, however many tasks start, stop or fail.
+# One tuneflow study across a Slurm job array: every array task is one node running `tuneflow launch`
+# against the same PostgreSQL: one worker per GPU Slurm gave the task, or, when it gave none, one
+# single-threaded CPU worker per CPU of the task. The study's budget.n_trials is shared: the array
+# finishes exactly that many trials, however many tasks start, stop or fail.
 #
+#   mkdir -p logs
 #   sbatch --array=0-7 examples/slurm_array.sh studies/sst2_to_agnews.yaml
+#   sbatch --array=0-7 --gres=none --cpus-per-task=8 examples/slurm_array.sh studies/x.yaml   # CPU nodes
 #
-# A preempted or failed task loses only its running trials, which the other workers fail after the
-# heartbeat grace period (storage_options.grace_period) and run again. Requeued tasks just rejoin.
+# Options on the sbatch line override the #SBATCH lines below (--gres, --cpus-per-task, --time ...).
+# scancel, a requeue (scontrol requeue, preemption) and the time-limit warning (--signal) send SIGTERM:
+# the running trials are recorded as failed and re-queued, and a requeued task rejoins the study.
+# A task killed outright (SIGKILL, a lost node) loses only its running trials, which the other
+# workers fail after the heartbeat grace period (storage_options.grace_period) and run again.
 #SBATCH --job-name=tuneflow
 #SBATCH --nodes=1
 #SBATCH --ntasks=1
@@ -27,9 +33,20 @@ export TOKENIZERS_PARALLELISM=false
 
 . "${TUNEFLOW_VENV:-$HOME/tuneflow/.venv}/bin/activate"
 
-# SLURM sets CUDA_VISIBLE_DEVICES to the GPUs it gave this task, e.g. "0,1,2,3".
-GPUS="${CUDA_VISIBLE_DEVICES:-0}"
-
-# `exec` so SLURM's SIGTERM reaches `launch`, which forwards it to every worker. The workers read
+# `exec` so that Slurm's SIGTERM reaches `launch`, which forwards it to every worker. The workers read
 # $TUNEFLOW_STORAGE from the environment, so the password never shows in `ps`.
-exec tuneflow launch "$STUDY_FILE" --gpus "$GPUS" --per-gpu "${TUNEFLOW_PER_GPU:-1}"
+CPUS="${SLURM_CPUS_PER_TASK:-1}"
+# Slurm sets CUDA_VISIBLE_DEVICES to the GPUs it gave this task, e.g. "0,1,2,3"; a value inherited
+# from the submitting shell does not count.
+GPUS=""
+if [ "${SLURM_GPUS_ON_NODE:-0}" -gt 0 ] || [ -n "${SLURM_JOB_GPUS:-}" ]; then GPUS="${CUDA_VISIBLE_DEVICES:-}"; fi
+if [ -n "$GPUS" ]; then
+  # Workers gpu0.0, gpu1.0, ...; the task's CPUs are shared out between them.
+  PER_GPU="${TUNEFLOW_PER_GPU:-1}"
+  WORKERS=$(( $(tr ',' '\n' <<< "$GPUS" | wc -l) * PER_GPU ))
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( CPUS > WORKERS ? CPUS / WORKERS : 1 ))}"
+  exec tuneflow launch "$STUDY_FILE" --gpus "$GPUS" --per-gpu "$PER_GPU"
+fi
+# No GPUs (e.g. sbatch --gres=none): CPU workers cpu0, cpu1, ..., one single-threaded worker per CPU.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+exec tuneflow launch "$STUDY_FILE" --workers "$CPUS"

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-# The many-worker fixtures (worker_study, pg_study_names) live beside the helpers that spawn workers.
-pytest_plugins = ["worker_processes"]
+# The many-worker fixtures (worker_study, pg_study_names) live beside the helpers that spawn workers;
+# the throwaway Slurm cluster of the `slurm` tests (slurm_cluster) in its own module.
+pytest_plugins = ["worker_processes", "slurm_cluster"]
 
 REPO = Path(__file__).resolve().parents[1]
 

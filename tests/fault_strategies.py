@@ -1,11 +1,13 @@
 """Mapping strategies that misbehave on purpose, registered through the ordinary plugin path.
 
-Only worker subprocesses import this module (``test_workers.BOOT``), before running the CLI; never
-import it from a test, or the strategies enter the pytest process's registry.
+Only worker subprocesses import this module (``worker_processes.BOOT``, or the ``sitecustomize`` that
+test_slurm.py puts on the Slurm jobs' ``PYTHONPATH``), before running the CLI; never import it from a
+test, or the strategies enter the pytest process's registry.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import torch
@@ -24,7 +26,10 @@ class SlowDirect(MappingStrategy):
 
     def run(self, ctx):
         model = ctx.prepare(ctx.new_model(ctx.target))
-        deadline = time.monotonic() + float(ctx.params.mapping_params["sleep_seconds"])
+        # $TUNEFLOW_TEST_SLEEP_SECONDS replaces the parameter in this process only: one worker's trial
+        # can stay RUNNING for long while its retry on another worker is quick.
+        seconds = os.environ.get("TUNEFLOW_TEST_SLEEP_SECONDS", ctx.params.mapping_params["sleep_seconds"])
+        deadline = time.monotonic() + float(seconds)
         while time.monotonic() < deadline:
             time.sleep(0.05)
         ctx.fit(model, ctx.target, epochs=ctx.params.epochs, lr=ctx.params.learning_rate, report=True)

@@ -85,20 +85,27 @@ def finish(proc: subprocess.Popen) -> tuple[int, str]:
     return code, proc.log.read()
 
 
-def wait_for_running_trial(url: str, name: str, pid: int, timeout: float = WAIT) -> int:
-    """The number of the trial worker ``pid`` is running, once it has sampled its parameters."""
+def wait_for_running(url: str, name: str, pick, *, timeout: float = WAIT, what: str, still_hoping=lambda: True):
+    """The first non-None ``pick(trial)`` over the study's RUNNING trials that have sampled their
+    parameters, polled until ``timeout`` (or until ``still_hoping()`` says it cannot come any more)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and still_hoping():
         try:
             study = optuna.load_study(study_name=name, storage=url)
         except KeyError:
             time.sleep(0.2)
             continue
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if str(trial.user_attrs.get("worker", "")).endswith(f":{pid}") and trial.params:
-                return trial.number
+            if trial.params and (found := pick(trial)) is not None:
+                return found
         time.sleep(0.1)
-    raise AssertionError(f"worker {pid} never ran a trial")
+    raise AssertionError(f"{what} never ran a trial of {name}")
+
+
+def wait_for_running_trial(url: str, name: str, pid: int, timeout: float = WAIT) -> int:
+    """The number of the trial worker ``pid`` is running, once it has sampled its parameters."""
+    return wait_for_running(url, name, lambda t: t.number if str(t.user_attrs.get("worker", "")).endswith(f":{pid}") else None,
+                            timeout=timeout, what=f"worker {pid}")
 
 
 def run_pg_workers(tmp_path: Path, study_file: Path, names: list[str], count: int) -> optuna.Study:

@@ -286,9 +286,11 @@ def cmd_report(args) -> int:
 
 def cmd_worker(args) -> int:
     from tuneflow.observe.watching import watching_hooks
+    from tuneflow.study.launch import die_with_launcher
     from tuneflow.study.runner import plan_study, run_study
     from tuneflow.study.workers import worker_id
 
+    die_with_launcher()
     storage = args.storage or os.environ.get("TUNEFLOW_STORAGE")  # launch passes it here, not in argv
     plan = plan_study(args.study_file, data_root=args.data_root, storage=storage, study_name=args.study_name)
     quiet_libraries()

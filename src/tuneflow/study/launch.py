@@ -6,8 +6,10 @@ not fight over cores. Worker output is prefixed with its slot. Stop signals are 
 worker, which reacts as :mod:`tuneflow.study.workers` says: the first Ctrl-C (or SIGTERM with
 ``--graceful-sigterm``) lets each running trial finish, the next signal aborts them (failed and
 re-queued), and one more kills the workers (their trials then come back through the heartbeat). A
-plain SIGTERM aborts at once, and a second one kills. A storage URL given with ``--storage``
-reaches the workers through ``TUNEFLOW_STORAGE``, never their command line (``ps`` shows that).
+plain SIGTERM aborts at once, and a second one kills. A launcher killed outright (``kill -9``,
+``scancel --batch --signal=KILL``) takes its workers with it (:func:`die_with_launcher`). A storage
+URL given with ``--storage`` reaches the workers through ``TUNEFLOW_STORAGE``, never their command
+line (``ps`` shows that).
 """
 
 from __future__ import annotations
@@ -46,7 +48,29 @@ def plan_slots(*, gpus: str | None, per_gpu: int, workers: int | None) -> list[S
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             slot.env[name] = os.environ.get(name, threads)
         slot.env["TUNEFLOW_WORKER_SLOT"] = slot.label
+        slot.env["TUNEFLOW_LAUNCHER_PID"] = str(os.getpid())
     return slots
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_launcher() -> None:
+    """In a worker that ``launch`` started: be killed when the launcher dies.
+
+    Workers run in their own session (so a terminal's Ctrl-C reaches the launcher only), so nothing
+    else stops them when the launcher is killed outright: they would go on outside the scheduler's job,
+    holding its GPU. With this they die as it did, and their trials come back through the heartbeat.
+    Linux only (``prctl(PR_SET_PDEATHSIG)``); elsewhere nothing happens.
+    """
+    launcher = os.environ.get("TUNEFLOW_LAUNCHER_PID")
+    if not launcher or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != int(launcher):  # it died before the line above took effect
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def launch(study_file: str, slots: list[Slot], *, worker_args: list[str], storage: str | None,
