@@ -238,14 +238,15 @@ class TransferObjective:
 
         ``schedule``: percent of the target stage's LR schedule done (1..100), + 100 per earlier seed,
         so a 1-epoch and a 4-epoch trial meet at 100 (both schedules at their end), not at "evaluation 0".
-        With ``evaluation.per_schedule: n`` it is evaluation k's nominal share, 100 k / n (25, 50, 75, 100),
-        so trials whose step counts differ still meet the pruner at the same steps.
+        With ``evaluation.per_schedule: n`` it is the nominal share nearest the progress, 100 k / n (25, 50,
+        75, 100), so trials whose step counts differ still meet the pruner at the same steps; a schedule of
+        fewer than n optimizer steps evaluates once per step and still ends at 100.
         ``evaluation``: the evaluation count, continued across seeds.
         """
         if self.config.objective.report_step == "schedule":
             count = self.config.evaluation.evaluations_per_schedule
             if count is not None:
-                progress = (index + 1) / count
+                progress = max(1, round(progress * count)) / count
             return 100 * j + min(100, max(1, round(100 * progress)))
         return index + j * (per_seed or 0)
 
