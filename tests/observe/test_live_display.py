@@ -158,3 +158,17 @@ def test_quiet_prints_nothing_even_on_a_terminal():
     stream = Terminal()
     progress = _run(stream, quiet=True)
     assert stream.getvalue() == "" and progress.live is None
+
+
+def test_queued_trials_are_not_called_earlier_work():
+    # A fresh study whose coverage trials were queued before the run is not "resuming".
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"x": 0.5})
+    study.enqueue_trial({"x": 0.1})
+    stream = io.StringIO()
+    ProgressPrinter(study, total=4, stream=stream, live=False).start()
+    assert "resuming" not in stream.getvalue() and "2 of them queued" in stream.getvalue()
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    stream = io.StringIO()
+    ProgressPrinter(study, total=4, stream=stream, live=False).start()
+    assert "resuming after 1 finished trial(s), 1 of them queued" in stream.getvalue()

@@ -39,10 +39,14 @@ class ProgressPrinter:
             print(line, file=self.stream, flush=True)
 
     def start(self) -> None:
-        existing = len(self.study.get_trials(deepcopy=False))
+        # Trials queued for this run (coverage of the arms, the prior's pick) are not earlier work: only
+        # finished ones make this a resumed study.
+        finished = len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+        queued = len(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
         target = "until the timeout" if self.total is None else f"{self.total} trial(s)"
-        resumed = f", resuming after {existing} earlier trial(s)" if existing else ""
-        self._print(f"study {self.study.study_name!r}: running {target}{resumed}")
+        resumed = f", resuming after {finished} finished trial(s)" if finished else ""
+        waiting = f", {queued} of them queued (coverage of the arms, the prior or a warm start)" if queued else ""
+        self._print(f"study {self.study.study_name!r}: running {target}{resumed}{waiting}")
         if self.live is not None:
             self.live.start()
 
