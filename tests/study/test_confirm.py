@@ -10,7 +10,8 @@ import yaml
 
 from tuneflow.study.confirm import CONFIRM_NUMBER
 from tuneflow.study.objective import trial_seeds
-from tuneflow.study.results import CONFIRMATION_ATTR
+from tuneflow.study.results import CONFIRMATION_ATTR, confirmed
+from tuneflow.study.verdict import study_verdict
 from tuneflow.transfer.gain import BASELINE_PREFIX
 
 
@@ -108,6 +109,11 @@ def test_confirm_in_the_study_file_runs_once_the_budget_is_spent_with_the_best_t
     for r in record["results"]:
         assert r["params"] == study.trials[r["trial"]].params and len(r["seed_values"]) == 2 and r["training_samples"] > 0
     assert record["training_samples"] == sum(r["training_samples"] for r in record["results"])
+    # The predictions live in one study attr per configuration, not in the record (MySQL's TEXT holds 64 KB),
+    # and the verdict reads them back: its gain rests on the rows too, not on the 2 seeds alone.
+    assert all("seed_predictions" not in r for r in record["results"])
+    assert all(len(confirmed(study)[r["trial"]]["seed_predictions"]) == 2 for r in record["results"])
+    assert study_verdict(study).comparison.method == "seeds+rows"
     # Both arms were covered at the same core values: the target-only configuration is confirmed first, and the
     # transfer one finds its runs as its paired baselines (same key, same seeds) instead of training them again.
     assert study.user_attrs.get("transfer_baseline_runs", 0) == 0

@@ -27,7 +27,13 @@ from optuna.trial import FrozenTrial, TrialState
 from tuneflow.config.errors import ConfigError
 from tuneflow.study.arms import arm_label, trial_arm
 from tuneflow.study.objective import TransferObjective, trial_seeds
-from tuneflow.study.results import CONFIRMATION_ATTR, ranked_trials
+from tuneflow.study.results import (
+    CONFIRMATION_ATTR,
+    confirmed_predictions_attr,
+    ranked_trials,
+    with_confirmed_predictions,
+    without_predictions,
+)
 from tuneflow.transfer.gain_stats import probability_first_beats_second
 
 if TYPE_CHECKING:
@@ -91,7 +97,8 @@ def confirm(plan: "StudyPlan", study: optuna.Study, *, top_k: int = 2, seeds: in
     seed_values = trial_seeds(config.seed + CONFIRM_NUMBER, seeds)
     signature = {"seeds": seed_values, "trials": [t.number for _, t, _ in chosen]}
     partial = study.user_attrs.get(PARTIAL_ATTR) or {}
-    results = list(partial.get("results", [])) if partial.get("signature") == signature else []
+    results = [with_confirmed_predictions(r, study.user_attrs) for r in partial.get("results", [])] \
+        if partial.get("signature") == signature else []
     objective = TransferObjective.for_plan(dataclasses.replace(plan, config=config))  # each trial's own source and model
     say = message or (lambda line: None)
     for rank, frozen, role in chosen[len(results):]:
@@ -103,14 +110,16 @@ def confirm(plan: "StudyPlan", study: optuna.Study, *, top_k: int = 2, seeds: in
         results.append({"trial": frozen.number, "study_rank": rank, "study_value": frozen.value, "value": float(value),
                         "arm": arm_label(frozen), "params": dict(frozen.params),
                         **({"role": role} if role != "top_k" else {}), **{k: attrs[k] for k in KEPT if k in attrs}})
-        study.set_user_attr(PARTIAL_ATTR, {"signature": signature, "results": results})
+        if "seed_predictions" in results[-1]:
+            study.set_user_attr(confirmed_predictions_attr(frozen.number), results[-1]["seed_predictions"])
+        study.set_user_attr(PARTIAL_ATTR, {"signature": signature, "results": [without_predictions(r) for r in results]})
         if refresh is not None:
             refresh()
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     order = sorted(results, key=lambda r: r["value"], reverse=maximize)
     confirmation = {
         "seeds": seed_values,
-        "results": order,
+        "results": [without_predictions(r) for r in order],
         "ranking_holds": [r["trial"] for r in order] == [r["trial"] for r in sorted(results, key=lambda r: r["study_rank"])],
         "p_first_beats_second": _p_first_beats_second(order, maximize),
         "training_samples": sum(int(r.get("training_samples") or 0) for r in results),

@@ -113,9 +113,35 @@ def pooled(group: list[FrozenTrial]) -> FrozenTrial:
 
 
 def confirmed(study: optuna.Study) -> dict[int, dict]:
-    """Trial number -> its confirmed figures (empty when the study was never confirmed)."""
-    record = study.user_attrs.get(CONFIRMATION_ATTR) or {}
-    return {r["trial"]: r for r in record.get("results", [])}
+    """Trial number -> its confirmed figures (empty when the study was never confirmed), predictions included."""
+    attrs = study.user_attrs
+    record = attrs.get(CONFIRMATION_ATTR) or {}
+    return {r["trial"]: with_confirmed_predictions(r, attrs) for r in record.get("results", [])}
+
+
+def confirmed_predictions_attr(trial_number: int) -> str:
+    """The study attr holding one confirmed configuration's per-seed predictions.
+
+    Why apart from the confirmation record: a study attr is one TEXT column, 64 KB on MySQL/MariaDB, and
+    the predictions of several configurations would overflow it; each configuration's alone stays under
+    the per-trial limit (``transfer.gain.PACKED_LIMIT``)."""
+    return f"{CONFIRMATION_ATTR}_predictions:{trial_number}"
+
+
+def without_predictions(result: dict) -> dict:
+    """``result`` as the confirmation record keeps it: its predictions named, not inlined."""
+    if "seed_predictions" not in result:
+        return result
+    kept = {k: v for k, v in result.items() if k != "seed_predictions"}
+    return {**kept, "seed_predictions_attr": confirmed_predictions_attr(result["trial"])}
+
+
+def with_confirmed_predictions(result: dict, attrs: dict) -> dict:
+    """A confirmation record's result with its predictions read back from their own study attr."""
+    name = result.get("seed_predictions_attr")
+    if name is None or name not in attrs:
+        return result
+    return {**result, "seed_predictions": attrs[name]}
 
 
 def state_counts(study: optuna.Study) -> dict[str, int]:
