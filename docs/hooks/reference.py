@@ -41,13 +41,16 @@ MARKER = re.compile(r"^<!-- (generated|include): ([\w./-]+) -->$", re.MULTILINE)
 # --- small Markdown helpers -------------------------------------------------------------------------
 
 def _cell(text: Any) -> str:
-    """Text for one table cell: no newlines, pipes escaped, angle brackets not read as HTML."""
-    text = " ".join(str(text).split())
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    """Text for one table cell: no newlines, pipes escaped, ``<`` not read as the start of an HTML tag."""
+    return _one_line(text).replace("<", "&lt;")
+
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
 
 
 def _code(text: Any) -> str:
-    return f"`{_cell(text)}`"
+    return f"`{_one_line(text)}`"  # a code span shows < as it is
 
 
 def _rst_to_md(text: str) -> str:
@@ -311,12 +314,19 @@ def _option_rows(sub: argparse.ArgumentParser) -> list[str]:
     return rows
 
 
+def _usage(parser: argparse.ArgumentParser) -> str:
+    """The usage lines without ``usage: ``, continuation lines moved left by as much."""
+    lines = parser.format_usage().strip().splitlines()
+    indent = len("usage: ")
+    return "\n".join([lines[0][indent:]] + [line[indent:] if line[:indent].isspace() else line for line in lines[1:]])
+
+
 def cli_reference() -> str:
     import os
 
     os.environ.setdefault("COLUMNS", "100")  # argparse wraps usage lines to the terminal: fix the width
     parser = find_parser()
-    out = ["```text", parser.format_usage().strip(), "```", ""]
+    out = ["```text", _usage(parser), "```", ""]
     if parser.description:
         out += [_cell(parser.description), ""]
     top = [r for r in _option_rows(parser)[2:] if "COMMAND" not in r and "command" not in r.split("|")[1]]
@@ -328,10 +338,10 @@ def cli_reference() -> str:
     out.append("")
     for name, text, sub in commands:
         out.append(f"## `tuneflow {name}` {{#cli-{name}}}\n")
-        description = sub.description or text
-        if description:
-            out.append(_cell(description) + "\n")
-        out += ["```text", sub.format_usage().replace("usage: ", "").strip(), "```", ""]
+        description = _dedent_doc(sub.description or text)
+        if description:  # paragraphs kept (a RawDescriptionHelpFormatter's text has several)
+            out.append("\n\n".join(_cell(p) for p in description.split("\n\n")) + "\n")
+        out += ["```text", _usage(sub), "```", ""]
         out += _option_rows(sub) + [""]
         if sub.epilog:
             out += ["```text", _dedent_doc(sub.epilog), "```", ""]
