@@ -40,8 +40,12 @@ def test_readme_links_every_docs_page():
 
 
 def test_commands_the_readme_shows_exist():
-    from tuneflow.cli.main import COMMANDS
+    import argparse
 
+    from tuneflow.cli import build_parser
+
+    parser = build_parser()
+    COMMANDS = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     blocks = "\n".join(re.findall(r"```bash\n(.*?)```", README, re.DOTALL))
     shown = set(re.findall(r"^(?:\S+=\S+ )?tuneflow (\w+)", blocks, re.MULTILINE))
     shown |= set(re.findall(r"`tuneflow (\w+)", README))
