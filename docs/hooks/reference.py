@@ -24,7 +24,6 @@ import ast
 import dataclasses
 import re
 import sys
-import tomllib
 import types
 import typing
 from pathlib import Path
@@ -359,8 +358,13 @@ def _docstring(path: Path) -> str:
 
 def layers() -> list[str]:
     """The import-linter layers (pyproject.toml), top first: the code map's order."""
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    for contract in data.get("tool", {}).get("importlinter", {}).get("contracts", []):
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the contract's one `layers = [...]` list, read plainly
+        found = re.search(r'type = "layers"\s*\nlayers = \[(.*?)\]', text, re.DOTALL)
+        return [name.split(".", 1)[1] for name in re.findall(r'"([\w.]+)"', found.group(1))] if found else []
+    for contract in tomllib.loads(text).get("tool", {}).get("importlinter", {}).get("contracts", []):
         if contract.get("type") == "layers":
             return [layer.split(".", 1)[1] for layer in contract["layers"]]
     return []
