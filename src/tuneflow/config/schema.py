@@ -1,7 +1,8 @@
 """Parse plain YAML data into frozen dataclasses, rejecting unknown keys and wrong types.
 
-Each dataclass field may carry ``metadata={"help": "..."}``: one line shown by the README's
-config reference and by ``tuneflow validate --explain``. A ``__post_init__`` that raises
+Each dataclass field carries ``metadata={"help": "..."}``: the one place its meaning is written. The
+documentation's study-file and search-space references are generated from it (``field_help``, read by
+``docs/hooks/reference.py``; ``tests/test_docs.py`` fails on a key without help). A ``__post_init__`` that raises
 :class:`ConfigError` with ``key=`` a field name gets the full key path prefixed here.
 """
 

@@ -12,7 +12,7 @@ Parameters are sampled in file order; ``when`` may only refer to earlier paramet
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
@@ -61,14 +61,18 @@ def shipped_search_space(name: str) -> Path | None:
 class ParamSpec:
     """One parameter of a search space."""
 
-    type: Literal["float", "int", "categorical", "fixed"]
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-    choices: tuple[Any, ...] | None = None
-    value: Any = None
-    when: dict[str, Any] | None = None
+    type: Literal["float", "int", "categorical", "fixed"] = field(metadata={
+        "help": "float / int: a range (low, high); categorical: one of choices; fixed: value, applied but not sampled"})
+    low: float | None = field(default=None, metadata={"help": "lower end of a float or int range (included)"})
+    high: float | None = field(default=None, metadata={"help": "upper end of a float or int range (included)"})
+    log: bool = field(default=False, metadata={"help": "sample the range on a log scale (needs low > 0; not with step)"})
+    step: float | None = field(default=None, metadata={"help": "grid step of a float or int range"})
+    choices: tuple[Any, ...] | None = field(default=None, metadata={
+        "help": "categorical: the values to choose from (strings, numbers, booleans or null; distinct)"})
+    value: Any = field(default=None, metadata={"help": "fixed: the value every trial gets"})
+    when: dict[str, Any] | None = field(default=None, metadata={
+        "help": "only sample this parameter when an earlier one has a value ({method: lora}) or one of a list"
+                " ({mapping: [joint, adversarial]}); otherwise the trial keeps the default"})
 
     def __post_init__(self):
         numeric = self.type in ("float", "int")

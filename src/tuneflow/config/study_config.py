@@ -269,20 +269,25 @@ class StudyConfig:
     source: TaskConfig | None = _help("the task to transfer from (needed by mappings other than direct)", None)
     sources: tuple[TaskConfig, ...] = _help("several tasks to transfer from, each like `source`; trial parameter `source` picks one", ())
     description: str = _help("free text shown in reports and the dashboard", "")
-    objective: ObjectiveConfig = _help("metric weights and direction", factory=ObjectiveConfig)
+    objective: ObjectiveConfig = _help("metric, gain and cost weights and the direction, or Pareto targets", factory=ObjectiveConfig)
     sampler: SamplerConfig = _help("Optuna sampler", factory=SamplerConfig)
     pruner: PrunerConfig = _help("Optuna pruner", factory=PrunerConfig)
     budget: BudgetConfig = _help("how many trials / how long", factory=BudgetConfig)
-    storage: str | None = _help("SQLAlchemy URL, journal file (journal:///path, *.log) or redis:// URL; default: sqlite file NAME.db beside the study file", None)
+    storage: str | None = _help("where the study lives: an SQLAlchemy URL (sqlite:///x.db, postgresql+psycopg://user:pw@host/db, mysql+pymysql://...),"
+          " a journal file (journal:///path/study.log, or a .log / .jsonl path), redis://host:6379/0, or grpc://host:port"
+          " (a `tuneflow proxy`); default: sqlite file NAME.db beside the study file", None)
     storage_options: StorageOptionsConfig = _help("heartbeats, retries of dead workers' trials, connection pool", factory=StorageOptionsConfig)
     evaluation: EvaluationConfig = _help("validation schedule", factory=EvaluationConfig)
-    seed: int = _help("base seed; trial k trains with seed + k", 0)
-    device: Literal["auto", "cpu", "cuda"] = _help("where trials train; auto = CUDA when available", "auto")
+    seed: int = _help("base seed: trial k trains with seed + k; also the seed that carves validation (and test) rows out of train", 0)
+    device: Literal["auto", "cpu", "cuda"] = _help("where trials train; auto = CUDA when available (bf16 autocast where supported)", "auto")
     compile: bool = _help("torch.compile the training forward pass (one compile per trial: for long GPU trials)", False)
     data_root: str | None = _help("folder for relative data paths and `offline` data (also --data-root)", None)
-    artifacts_dir: str | None = _help("folder for trial images (Optuna artifact store); default: beside the SQLite file", None)
-    prior: Literal["none", "logme"] = _help("logme: rank candidates by LogME before sampling and enqueue the best first", "none")
-    prior_candidates: str | None = _help("candidates file for the prior (as for `tuneflow rank --candidates`)", None)
+    artifacts_dir: str | None = _help("folder for trial images (Optuna artifact store), relative to the study file; default: NAME_artifacts/ beside"
+          " a SQLite file, else beside the study file. Workers on several machines need it on a shared file system", None)
+    prior: Literal["none", "logme"] = _help("logme: before sampling, rank candidate encoders by LogME / LEEP on target training rows, store the scores"
+          " and enqueue the most promising (mapping, source, model) first; coverage then goes in LogME order", "none")
+    prior_candidates: str | None = _help("candidates file for the prior, relative to the study file (as for `tuneflow rank --candidates`); default:"
+          " every model of the study with CLS and mean pooling, as pretrained and fine-tuned briefly on each source", None)
     prior_keep: int | None = _help("with prior: logme, trials sample only the N sources LogME scores best (the rest are dropped)", None)
     warm_start: tuple[WarmStartConfig, ...] = _help("earlier studies whose best trials are enqueued first: [{study, storage, top_k}]", ())
     coverage: CoverageConfig = _help("measure every arm (target only, each mapping x source, each model) before the sampler exploits", factory=CoverageConfig)

@@ -19,7 +19,7 @@ LORA_INITS = ("default", "gaussian", "pissa", "olora", "orthogonal")
 class TrialParams:
     """Everything that decides how one trial trains. Unset names keep these defaults."""
 
-    learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate (AdamW)"})
+    learning_rate: float = field(default=5e-5, metadata={"help": "peak AdamW learning rate (linear warm-up and decay)"})
     head_learning_rate: float | None = field(
         default=None, metadata={"help": "learning rate of the new task head (default: learning_rate); head-only needs ~1e-3"}
     )
@@ -28,7 +28,8 @@ class TrialParams:
     warmup_ratio: float = field(default=0.0, metadata={"help": "share of steps with linear warm-up"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (not on biases/LayerNorm)"})
     max_grad_norm: float | None = field(
-        default=1.0, metadata={"help": "clip the gradient norm of all trained parameters to this (0 or null: no clipping)"}
+        default=1.0, metadata={"help": "clip the gradient norm of every trained parameter (extra heads included) to this before each optimizer"
+                          " step; 0 or null: no clipping"}
     )
     gradient_accumulation_steps: int = field(
         default=1, metadata={"help": "micro-batches per optimizer step (the effective batch is batch_size x this)"}
@@ -44,7 +45,8 @@ class TrialParams:
     lora_dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA path"})
     lora_target_modules: str = field(
         default="auto",
-        metadata={"help": "comma-separated module names LoRA adapts; auto: PEFT's default for the architecture; all-linear"},
+        metadata={"help": "comma-separated module names LoRA adapts (PEFT matches by suffix); auto: PEFT's default for the"
+                          " architecture (else every linear layer outside the head); all-linear: every linear layer outside the head"},
     )
     use_rslora: bool = field(default=False, metadata={"help": "rank-stabilised LoRA: scale by alpha / sqrt(r) instead of alpha / r"})
     use_dora: bool = field(default=False, metadata={"help": "DoRA: learn each weight's magnitude apart from its LoRA direction"})
@@ -54,8 +56,8 @@ class TrialParams:
     lora_plus_ratio: float | None = field(
         default=None, metadata={"help": "LoRA+: the B matrices train at this x the LoRA learning rate (e.g. 16; null: off)"}
     )
-    freeze_layers: int = field(default=0, metadata={"help": "freeze embeddings + the bottom k encoder layers"})
-    mapping: str = field(default="direct", metadata={"help": "domain-mapping strategy (see tuneflow.mapping)"})
+    freeze_layers: int = field(default=0, metadata={"help": "freeze the embeddings (token and position) and the bottom k transformer blocks (with LoRA: no adapters in them)"})
+    mapping: str = field(default="direct", metadata={"help": "domain-mapping strategy: how the source task is used (a name in the strategy registry; direct = target only)"})
     mapping_params: dict[str, Any] = field(default_factory=dict, metadata={"help": "the strategy's own values"})
 
     def __post_init__(self):
