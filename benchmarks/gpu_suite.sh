@@ -22,7 +22,7 @@
 # Writes under $OUT (the device tool's folder; a new temporary folder elsewhere): suite.log, RESULTS.md
 # (benchmarks/RESULTS.md with this run's sections), throughput.json, study.json, ceiling.jsonl,
 # gpu_tests.xml, summary.json (and quality.json). Copy RESULTS.md over benchmarks/RESULTS.md to keep them.
-# Reads .gpu/minilm-l6-fp16, .gpu/data, .gpu/wheels, .gpu/anchors (README "Performance and benchmarks"
+# Reads .gpu/minilm-l6-fp16, .gpu/data, .gpu/wheels, .gpu/anchors (docs/benchmarks.md, "The GPU suite",
 # says how to fill .gpu/); each falls back to ../shared beside the checkout. Overrides: MODEL_SRC,
 # DATA_DIR, WHEELS_DIR, ANCHORS_DIR, PYTHON, SUITE_SECONDS, THROUGHPUT_ROWS, STUDY_BUDGET_S,
 # STUDY_ROWS, STUDY_WORKERS.

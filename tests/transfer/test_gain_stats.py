@@ -141,7 +141,7 @@ def test_a_seed_at_chance_level_is_collapsed():
 
 
 def test_simulated_unstable_seeds_the_pooled_interval_keeps_its_promise_where_a_seed_bootstrap_does_not():
-    """The README's numeric check, small: no true gain, 2 seeds, a seed moves accuracy by ~0.13."""
+    """The numeric check of docs/concepts.md, small: no true gain, 2 seeds, a seed moves accuracy by ~0.13."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     from interval_coverage import SEED_SHIFTS, simulate
 

@@ -9,8 +9,8 @@ With few seeds a t-interval over a configuration's own seeds is correct and usel
 one degree of freedom, t = 12.7). :func:`seeds_and_rows_interval` borrows the seed variance from
 every configuration of the study (pooled, like the within-group mean square of a one-way ANOVA, so
 its degrees of freedom add up) and adds the validation rows' share of the noise from a paired
-bootstrap over rows. Why this and not a bootstrap over seeds: see the README, "An interval a user
-can act on". Chance-level seeds (a collapsed run) are told apart by :func:`chance_score`.
+bootstrap over rows. Why this and not a bootstrap over seeds: see docs/concepts.md, "Seeds and
+and intervals". Chance-level seeds (a collapsed run) are told apart by :func:`chance_score`.
 """
 
 from __future__ import annotations
