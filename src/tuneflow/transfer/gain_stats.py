@@ -10,7 +10,7 @@ one degree of freedom, t = 12.7). :func:`seeds_and_rows_interval` borrows the se
 every configuration of the study (pooled, like the within-group mean square of a one-way ANOVA, so
 its degrees of freedom add up) and adds the validation rows' share of the noise from a paired
 bootstrap over rows. Why this and not a bootstrap over seeds: see docs/concepts.md, "Seeds and
-and intervals". Chance-level seeds (a collapsed run) are told apart by :func:`chance_score`.
+intervals". Chance-level seeds (a collapsed run) are told apart by :func:`chance_score`.
 """
 
 from __future__ import annotations
