@@ -75,6 +75,7 @@ def test_dir_and_all_list_the_api_and_every_name_resolves():
     for name in (*FUNCTIONS, "ConfigError", "Validation", "Ranking"):
         assert name in dir(tuneflow) and name in tuneflow.__all__
         assert getattr(tuneflow, name) is getattr(tuneflow.api, name)
+    assert set(tuneflow.api.__all__) == set(tuneflow.__all__) - {"__version__"}  # the docs render api.__all__
     assert "TYPE_CHECKING" not in dir(tuneflow)  # the module's own plumbing stays out of tab completion
 
 

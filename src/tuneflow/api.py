@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from tuneflow.transferability.candidates import CandidateScore
     from tuneflow.study.verdict import Verdict
 
+__all__ = ["load_config", "validate", "run", "open_study", "status", "best", "verdict", "rank", "confirm", "export", "train",
+           "report", "recorded_study_file", "ConfigError", "Validation", "Ranking"]
+
 PathLike = str | os.PathLike
 StudyLike = "optuna.Study | PathLike"  # a study, or its study file
 
