@@ -610,7 +610,8 @@ def status(study: "StudyLike | None" = None, *, storage: str | None = None, stud
     return status_record(opened, url=url, n_trials=n_trials)
 
 
-def monitored_study(study_file: PathLike | None, *, storage: str | None = None, study_name: str | None = None):
+def monitored_study(study_file: PathLike | None, *, storage: str | None = None,
+                    study_name: str | None = None) -> tuple["optuna.Study", str, Any, int | None]:
     """(study, storage URL, storage_options, the file's budget) for ``status`` and ``cleanup``: opened read-only
     with the study file's storage options (heartbeat, grace period, retries)."""
     from tuneflow.config.study_config import StorageOptionsConfig

@@ -45,6 +45,8 @@ def test_status_json(finished_study, run_cli):
     assert record == tuneflow.status(finished_study)
     assert record["trials"]["complete"] == 3 and record["budget"] == {"n_trials": 4, "finished": 4}
     assert record["heartbeats"] == {"interval": 60, "grace_period": 180}  # the storage_options defaults
+    by_url = json.loads(run_cli("status", "--storage", f"sqlite:///{finished_study.parent / 'tiny.db'}", "--json")[1])
+    assert by_url["trials"] == record["trials"] and by_url["budget"]["n_trials"] == 4  # the budget the study recorded
     text = run_cli("status", finished_study)[1]
     assert "trials: complete 3, pruned 1, failed 0, running 0, waiting 0" in text and "budget: 4 of 4 finished" in text
 
