@@ -382,9 +382,12 @@ def build_report(study: optuna.Study, *, storage_url: str | None = None, artifac
     )
 
 
+PLOT_DIV = 'class="plotly-graph-div"'  # one per embedded plot
+
+
 def write_report(study: optuna.Study, path: Path, **kwargs: Any) -> int:
     """Write the report; returns how many plots it embeds."""
     text = build_report(study, **kwargs)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    return text.count('class="plotly-graph-div"')
+    return text.count(PLOT_DIV)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -74,35 +75,64 @@ def _budget(study: optuna.Study, n_trials: int | None) -> int | None:
     return ((study.user_attrs.get(CONFIG_ATTR) or {}).get("budget") or {}).get("n_trials")
 
 
+def status_record(study: optuna.Study, *, url: str, n_trials: int | None = None) -> dict[str, Any]:
+    """The status as plain data (``tuneflow status --json``; its keys are stable, the URL's password redacted).
+
+    ``running``: each running trial with ``state`` ``alive`` / ``stale`` (heartbeat past the grace period) /
+    ``silent`` (no heartbeat yet), or ``running`` where the storage keeps no heartbeats.
+    """
+    count = TrialCount.of(study.get_trials(deepcopy=False))
+    settings = heartbeat_settings(study._storage)
+    grace = settings[1] if settings else None
+
+    def state(r: RunningTrial) -> str:
+        if settings is None:
+            return "running"
+        return "silent" if r.heartbeat_ago is None else ("alive" if r.heartbeat_ago <= grace else "stale")
+
+    return {
+        "study": study.study_name,
+        "storage": redact_url(url),
+        "trials": {"complete": count.complete, "pruned": count.pruned, "failed": count.failed, "running": count.running,
+                   "waiting": count.waiting, "retried": count.retried},
+        "budget": {"n_trials": _budget(study, n_trials), "finished": count.finished},
+        "heartbeats": None if settings is None else {"interval": settings[0], "grace_period": grace},
+        "running": [{"trial": r.number, "worker": r.worker, "state": state(r), "started_ago": round(r.started_ago, 1),
+                     "heartbeat_ago": None if r.heartbeat_ago is None else round(r.heartbeat_ago, 1)}
+                    for r in running_trials(study)],
+    }
+
+
 def status_text(study: optuna.Study, *, url: str, n_trials: int | None = None) -> str:
     """Counts by state, live workers and stale trials, as plain lines (the URL's password redacted)."""
-    count = TrialCount.of(study.get_trials(deepcopy=False))
-    budget = _budget(study, n_trials)
+    return format_status(status_record(study, url=url, n_trials=n_trials))
+
+
+def format_status(record: dict[str, Any]) -> str:
+    """The lines of ``tuneflow status`` from :func:`status_record`."""
+    count, budget = record["trials"], record["budget"]
     lines = [
-        f"study {study.study_name!r} in {redact_url(url)}",
-        f"trials: complete {count.complete}, pruned {count.pruned}, failed {count.failed}, running {count.running}, "
-        f"waiting {count.waiting}" + (f"; {count.retried} failed trial(s) re-queued" if count.retried else ""),
-        f"budget: {count.finished} of {budget} finished" if budget is not None else f"budget: none (finished {count.finished})",
+        f"study {record['study']!r} in {record['storage']}",
+        f"trials: complete {count['complete']}, pruned {count['pruned']}, failed {count['failed']}, running {count['running']}, "
+        f"waiting {count['waiting']}" + (f"; {count['retried']} failed trial(s) re-queued" if count["retried"] else ""),
+        f"budget: {budget['finished']} of {budget['n_trials']} finished" if budget["n_trials"] is not None
+        else f"budget: none (finished {budget['finished']})",
     ]
-    settings = heartbeat_settings(study._storage)
-    running = running_trials(study)
-    if settings is None:
+    running = record["running"]
+    if record["heartbeats"] is None:
         lines.append("heartbeats: none (journal storage or heartbeats off); `tuneflow cleanup --older-than S` fails dead workers' trials")
         lines.append(f"running trials: {len(running)}")
-        lines += [f"  trial {r.number}  worker {r.worker}  started {r.started_ago:.0f} s ago" for r in running]
+        lines += [f"  trial {r['trial']}  worker {r['worker']}  started {r['started_ago']:.0f} s ago" for r in running]
         return "\n".join(lines)
-    interval, grace = settings
-    alive = [r for r in running if r.heartbeat_ago is not None and r.heartbeat_ago <= grace]
-    stale = [r for r in running if r.heartbeat_ago is not None and r.heartbeat_ago > grace]
-    silent = [r for r in running if r.heartbeat_ago is None]
-    lines.append(f"heartbeats: every {interval} s, grace period {grace} s")
-    lines.append(f"workers alive: {len({r.worker for r in alive})}")
-    lines += [f"  {r.worker}  trial {r.number}  last heartbeat {r.heartbeat_ago:.0f} s ago" for r in alive]
+    alive, stale, silent = ([r for r in running if r["state"] == s] for s in ("alive", "stale", "silent"))
+    lines.append(f"heartbeats: every {record['heartbeats']['interval']} s, grace period {record['heartbeats']['grace_period']} s")
+    lines.append(f"workers alive: {len({r['worker'] for r in alive})}")
+    lines += [f"  {r['worker']}  trial {r['trial']}  last heartbeat {r['heartbeat_ago']:.0f} s ago" for r in alive]
     lines.append(f"stale trials: {len(stale)}" + ("  (workers fail and re-queue them; or `tuneflow cleanup`)" if stale else ""))
-    lines += [f"  trial {r.number}  worker {r.worker}  last heartbeat {r.heartbeat_ago:.0f} s ago" for r in stale]
+    lines += [f"  trial {r['trial']}  worker {r['worker']}  last heartbeat {r['heartbeat_ago']:.0f} s ago" for r in stale]
     if silent:
         lines.append(f"running trials without a heartbeat: {len(silent)}  (`tuneflow cleanup --older-than S` fails them)")
-        lines += [f"  trial {r.number}  worker {r.worker}  started {r.started_ago:.0f} s ago" for r in silent]
+        lines += [f"  trial {r['trial']}  worker {r['worker']}  started {r['started_ago']:.0f} s ago" for r in silent]
     return "\n".join(lines)
 
 
