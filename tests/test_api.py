@@ -85,7 +85,7 @@ def test_every_function_has_a_google_style_docstring_and_typed_return(name):
 
     function = getattr(tuneflow, name)
     doc = inspect.getdoc(function)
-    for section in ("Args:", "Returns:", "Example:"):
+    for section in ("Args:", "Returns:", "Examples:"):
         assert f"\n{section}\n" in doc, f"{name}: no {section} section"
     args = doc.split("Args:\n")[1].split("\n\n")[0]
     for parameter in inspect.signature(function).parameters:

@@ -60,7 +60,7 @@ def load_config(
     Raises:
         ConfigError: One line naming the file and key of the first problem.
 
-    Example:
+    Examples:
         >>> config = tuneflow.load_config("studies/demo.yaml")
         >>> sorted(config.space.parameters)[:2]
         ['batch_size', 'epochs']
@@ -141,7 +141,7 @@ def validate(study: StudyLike, *, data_root: str | None = None) -> Validation:
     Raises:
         ConfigError: The first problem, in one line naming the file and key.
 
-    Example:
+    Examples:
         >>> print(tuneflow.validate("studies/demo.yaml"))
         studies/demo.yaml: OK
           study 'demo', 5 parameters from the study file
@@ -225,7 +225,7 @@ def run(
     Raises:
         ConfigError: Bad input, before anything is written.
 
-    Example:
+    Examples:
         >>> study = tuneflow.run("studies/demo.yaml", n_trials=5, quiet=True)
         >>> len(study.trials)
         5
@@ -263,7 +263,7 @@ def open_study(study_file: "PathLike | optuna.Study | None" = None, *, storage: 
     Raises:
         ConfigError: No such storage or study, or neither a file nor ``storage`` given.
 
-    Example:
+    Examples:
         >>> study = tuneflow.open_study("studies/demo.yaml")
         >>> study = tuneflow.open_study(storage="sqlite:///studies/demo.db", study_name="demo")
     """
@@ -296,7 +296,7 @@ def recorded_study_file(study: "optuna.Study") -> Path:
     Raises:
         ConfigError: The study recorded no study file (not run by tuneflow), or the file is gone.
 
-    Example:
+    Examples:
         >>> tuneflow.recorded_study_file(tuneflow.open_study(storage="sqlite:///demo.db"))
         PosixPath('/home/me/studies/demo.yaml')
     """
@@ -336,7 +336,7 @@ def best(study: StudyLike, *, top_k: int = 10) -> list["FrozenTrial"]:
         Up to ``top_k`` trials, best first; ``trial.user_attrs`` holds the metrics (``accuracy``, ``f1``,
         ...), ``params``, ``arm``, ``transfer_gain_score`` and the like.
 
-    Example:
+    Examples:
         >>> [t.number for t in tuneflow.best("studies/demo.yaml", top_k=3)]
         [4, 1, 7]
     """
@@ -360,7 +360,7 @@ def verdict(study: StudyLike) -> "Verdict":
         ``target_only``), the gain with its 95 % interval and p (``gain``, ``interval``, ``p``,
         ``seeds_needed``), and ``per_source``: the same for each source. ``str(verdict)`` is the summary.
 
-    Example:
+    Examples:
         >>> v = tuneflow.verdict("studies/demo.yaml")
         >>> v.outcome, v.interval
         ('helped', (0.012, 0.048))
@@ -397,7 +397,7 @@ def confirm(
     Raises:
         ConfigError: Bad numbers, no such study, or (for a study) no study file recorded.
 
-    Example:
+    Examples:
         >>> confirmation = tuneflow.confirm("studies/demo.yaml", top_k=2, seeds=3)
         >>> [r["trial"] for r in confirmation["results"]]
         [4, 1]
@@ -434,7 +434,7 @@ def export(study: StudyLike, path: PathLike, *, top_k: int = 1) -> dict[str, Any
         What was written: ``configs`` (one per configuration: ``rank``, ``trial``, ``params``, ``config``
         to train with, ``validation_metrics``, ...) and the study's name and storage.
 
-    Example:
+    Examples:
         >>> data = tuneflow.export("studies/demo.yaml", "best.yaml", top_k=3)
         >>> data["configs"][0]["trial"]
         4
@@ -463,7 +463,7 @@ def train(export_path: PathLike, out_dir: PathLike, *, rank: int = 1) -> dict[st
         The test metrics as in ``metrics.json``: ``accuracy``, ``precision``, ``recall``, ``f1``,
         ``test_rows``, ``saved_as`` (``model`` or ``adapter``) and what was trained.
 
-    Example:
+    Examples:
         >>> tuneflow.train("best.yaml", "final/")["accuracy"]
         0.91
     """
@@ -489,7 +489,7 @@ def report(study: StudyLike, path: PathLike, *, storage_url: str | None = None, 
     Returns:
         The path of the written report.
 
-    Example:
+    Examples:
         >>> tuneflow.report("studies/demo.yaml", "report.html")
         PosixPath('report.html')
     """
@@ -551,7 +551,7 @@ def rank(
     Returns:
         The ranking, best first, and what was recorded.
 
-    Example:
+    Examples:
         >>> ranking = tuneflow.rank("studies/demo.yaml", rows=500)
         >>> ranking.scores[0].as_dict()["candidate"]
         'bert-base-uncased/mean'
@@ -597,7 +597,7 @@ def status(study: "StudyLike | None" = None, *, storage: str | None = None, stud
         ``trial``, ``worker``, ``state`` (``alive``, ``stale``, ``silent``: no heartbeat yet, or
         ``running`` where there are no heartbeats), ``started_ago`` and ``heartbeat_ago`` in seconds.
 
-    Example:
+    Examples:
         >>> tuneflow.status("studies/demo.yaml")["trials"]["complete"]
         12
     """
