@@ -51,7 +51,7 @@ def validate(path: PathLike, *, data_root: str | None = None) -> list[str]:
     from tuneflow.study.model_candidates import check_checkpoints
     from tuneflow.study.runner import source_keys, uses_source
     from tuneflow.study.samplers import make_pruner, make_sampler
-    from tuneflow.study.storage import check_storage_url
+    from tuneflow.fleet.storage import check_storage_url
     from tuneflow.study.warm_start import check_warm_starts
 
     config = load_config(path, data_root=data_root)
@@ -106,7 +106,7 @@ def run(
     file changed what its values mean (model, tasks, objective, space, evaluation) raises
     :class:`ConfigError` naming the changed keys, unless ``allow_changes``. The first Ctrl-C (and SIGTERM
     with ``graceful_sigterm``) lets the running trial finish and then raises ``StopRequested`` (a
-    ``KeyboardInterrupt``); a second one fails and re-queues the trial (see :mod:`tuneflow.study.workers`).
+    ``KeyboardInterrupt``); a second one fails and re-queues the trial (see :mod:`tuneflow.fleet.workers`).
     """
     from tuneflow.observe.watching import watching_hooks
     from tuneflow.study.runner import plan_study, run_study
@@ -196,7 +196,7 @@ def export(study: "optuna.Study | PathLike", path: PathLike, *, top_k: int = 1) 
     The verdict's recommendation comes first (:func:`verdict`): the transfer configuration only when
     transfer helped beyond the noise, else the best target-only one.
     """
-    from tuneflow.study.export import export_trials, write_export
+    from tuneflow.final.export import export_trials, write_export
 
     if top_k < 1:
         raise ConfigError("must be at least 1", key="top_k")
@@ -210,8 +210,8 @@ def train(export_path: PathLike, out_dir: PathLike, *, rank: int = 1) -> dict[st
 
     Trains on the target's train + validation rows and scores once on its test split.
     """
-    from tuneflow.study.export import load_export
-    from tuneflow.study.final_training import train_final
+    from tuneflow.final.export import load_export
+    from tuneflow.final.final_training import train_final
 
     final = load_export(export_path, rank=rank)
     return train_final(final, Path(out_dir), file=str(export_path))

@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"tuneflow: error: {redact_text(str(err))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as err:  # Ctrl-C, or tuneflow.study.workers.StopRequested (SIGTERM / SIGINT)
+    except KeyboardInterrupt as err:  # Ctrl-C, or tuneflow.fleet.workers.StopRequested (SIGTERM / SIGINT)
         if getattr(err, "graceful", False):  # stopped between trials: nothing failed; the budget is not reached
             print(f"tuneflow: {err}; run the same command to go on", file=sys.stderr)
         else:
@@ -286,9 +286,9 @@ def cmd_report(args) -> int:
 
 def cmd_worker(args) -> int:
     from tuneflow.observe.watching import watching_hooks
-    from tuneflow.study.launch import die_with_launcher
+    from tuneflow.fleet.launch import die_with_launcher
     from tuneflow.study.runner import plan_study, run_study
-    from tuneflow.study.workers import worker_id
+    from tuneflow.fleet.workers import worker_id
 
     die_with_launcher()
     storage = args.storage or os.environ.get("TUNEFLOW_STORAGE")  # launch passes it here, not in argv
@@ -304,9 +304,9 @@ def cmd_worker(args) -> int:
 
 
 def cmd_launch(args) -> int:
-    from tuneflow.study.launch import launch, plan_slots
+    from tuneflow.fleet.launch import launch, plan_slots
     from tuneflow.study.runner import load_config
-    from tuneflow.study.storage import check_storage_url
+    from tuneflow.fleet.storage import check_storage_url
 
     slots = plan_slots(gpus=args.gpus, per_gpu=args.per_gpu, workers=args.workers)
     storage = args.storage or os.environ.get("TUNEFLOW_STORAGE")
@@ -337,7 +337,7 @@ def _monitored_study(args):
 
 
 def cmd_status(args) -> int:
-    from tuneflow.study.monitor import status_text
+    from tuneflow.fleet.monitor import status_text
 
     study, storage, _, n_trials = _monitored_study(args)
     print(status_text(study, url=storage, n_trials=n_trials))
@@ -345,7 +345,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_cleanup(args) -> int:
-    from tuneflow.study.monitor import cleanup
+    from tuneflow.fleet.monitor import cleanup
 
     study, _, options, _ = _monitored_study(args)
     failed = cleanup(study, options=options, older_than=args.older_than)
@@ -355,7 +355,7 @@ def cmd_cleanup(args) -> int:
 
 def cmd_proxy(args) -> int:
     from tuneflow.config.study_config import StorageOptionsConfig
-    from tuneflow.study.proxy import serve
+    from tuneflow.fleet.proxy import serve
     from tuneflow.study.runner import load_config
 
     storage, options = args.storage or os.environ.get("TUNEFLOW_STORAGE"), StorageOptionsConfig()

@@ -45,7 +45,7 @@ class TransferObjective:
         """``sources`` (name -> task) and ``models`` (label -> path): all of them; default: ``source`` and ``model_path``."""
         self.config = config
         self.contract = contract  # hash of what gives the value its meaning (tuneflow.study.contract)
-        self.once = once  # claims in storage, so workers train each transfer baseline once (tuneflow.study.claims)
+        self.once = once  # claims in storage, so workers train each transfer baseline once (tuneflow.fleet.claims)
         choices = config.model.choices
         self.inputs = TrialInputs(  # per model candidate and source, tokenised on first use (tuneflow.study.trial_inputs)
             target=target, sources=sources if sources is not None else ({source.name: source} if source else {}),

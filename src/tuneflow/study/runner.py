@@ -62,7 +62,7 @@ def plan_study(
     """Load and check the study file (or take a loaded config), its data, the model's tokenizer, sampler and pruner."""
     from tuneflow.study.model_candidates import check_models
     from tuneflow.study.samplers import make_pruner, make_sampler
-    from tuneflow.study.storage import check_storage_url
+    from tuneflow.fleet.storage import check_storage_url
     from tuneflow.study.study_record import config_record
     from tuneflow.study.warm_start import check_warm_starts
 
@@ -115,20 +115,20 @@ def run_study(
     ``hooks`` are how a caller watches (progress, live display, dashboard note, images); none: silent.
     ``allow_changes``: resume even though the file's contract changed (see :mod:`tuneflow.study.contract`).
     ``graceful_sigterm``: SIGTERM lets the running trial finish, as the first Ctrl-C does (see
-    :mod:`tuneflow.study.workers`).
+    :mod:`tuneflow.fleet.workers`).
     """
     from optuna.trial import TrialState
 
-    from tuneflow.study.budget import gate_for
-    from tuneflow.study.claims import OncePerStudy
+    from tuneflow.fleet.budget import gate_for
+    from tuneflow.fleet.claims import OncePerStudy
     from tuneflow.study.confirm import confirm_in_study
     from tuneflow.study.coverage import apply_coverage
     from tuneflow.study.distinct import distinct, exhausted
     from tuneflow.study.objective import TransferObjective
     from tuneflow.study.samplers import trial_samplers
-    from tuneflow.study.storage import open_storage
+    from tuneflow.fleet.storage import open_storage
     from tuneflow.study.study_record import create_or_load
-    from tuneflow.study.workers import TrialLoop, budget_target
+    from tuneflow.fleet.workers import TrialLoop, budget_target
 
     hooks = hooks or StudyHooks()
     config = plan.config
@@ -147,7 +147,7 @@ def run_study(
     from tuneflow.study.warm_start import apply_warm_starts
 
     apply_warm_starts(config, study, once=once, message=hooks.on_message)  # once per study, like the prior
-    # One budget rule for `run` and every `worker` (tuneflow.study.budget): trials of all processes count.
+    # One budget rule for `run` and every `worker` (tuneflow.fleet.budget): trials of all processes count.
     total, n_trials = budget_target(study, add=n_trials, total=config.budget.n_trials)
     # Every arm (target only, each mapping x source, per model) is queued before the sampler exploits.
     apply_coverage(config, study, once=once, total=total, message=hooks.on_message)
@@ -163,7 +163,7 @@ def run_study(
     progress = hooks.progress(study, n_trials) if hooks.progress is not None else None
     if progress is not None:
         progress.start()
-    # A failing trial is recorded as FAIL with its reason and the study goes on; see tuneflow.study.workers.
+    # A failing trial is recorded as FAIL with its reason and the study goes on; see tuneflow.fleet.workers.
     loop = TrialLoop(study, storage=storage, url=url, options=config.storage_options,
                      objective=objective, n_trials=total, timeout=timeout, callbacks=[progress] if progress else [],
                      sampler_for=sampler_for, nothing_new=lambda: exhausted(study, config.space),
@@ -180,7 +180,7 @@ def run_study(
 
 def record_ranking(plan: StudyPlan, ranking: list["CandidateScore"]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Open (or create) the study, store the scores, apply ``prior_keep``, enqueue the prior trials once."""
-    from tuneflow.study.storage import open_storage
+    from tuneflow.fleet.storage import open_storage
     from tuneflow.study.study_record import create_or_load
     from tuneflow.transferability.prior import store_and_enqueue
     from tuneflow.transferability.source_choice import DROPPED_SOURCES_ATTR

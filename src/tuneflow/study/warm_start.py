@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from tuneflow.config.search_space import ParamSpec, SearchSpace
     from tuneflow.config.study_config import StudyConfig
     from tuneflow.config.warm_start_config import WarmStartConfig
-    from tuneflow.study.claims import OncePerStudy
+    from tuneflow.fleet.claims import OncePerStudy
 
 ATTR_PREFIX = "tuneflow_warm_start:"  # study user attr: what one set of entries enqueued and skipped
 TRIAL_ATTR = "warm_start_of"  # trial user attr: the earlier trial an enqueued configuration came from
@@ -54,7 +54,7 @@ class Fitted:
 
 def storage_url_of(entry: "WarmStartConfig", config: "StudyConfig", *, file: str, key: str) -> str:
     """The earlier storage's URL: journal and SQLite paths relative to the study file; none = this study's storage."""
-    from tuneflow.study.storage import check_storage_url
+    from tuneflow.fleet.storage import check_storage_url
 
     if entry.storage is None:
         return config.storage_url()
@@ -78,7 +78,7 @@ def open_earlier(entry: "WarmStartConfig", index: int, config: "StudyConfig", *,
     import optuna
 
     from tuneflow.config.registry import unknown_name_message
-    from tuneflow.study.storage import missing_storage, open_storage
+    from tuneflow.fleet.storage import missing_storage, open_storage
 
     key = f"warm_start[{index}]"
     url = storage_url_of(entry, config, file=file, key=key)

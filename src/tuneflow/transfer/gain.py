@@ -126,7 +126,7 @@ def transfer_attrs(
     interval is cut to [-1, 1], the range of a gain of a [0, 1] score (``transfer_gain_ci_clipped``).
 
     ``runs``: the trial's seeds (one :class:`SeedResult` each). ``once``: ``wait_or_claim(key, done_attr=,
-    trial=) -> bool`` and ``increment(attr)`` (the study layer's :class:`~tuneflow.study.claims.OncePerStudy`);
+    trial=) -> bool`` and ``increment(attr)`` (the study layer's :class:`~tuneflow.fleet.claims.OncePerStudy`);
     without it, one process alone is assumed.
     """
     weights = config.objective.metric_weights()

@@ -10,7 +10,7 @@ The URL picks the storage:
   directory when given on the command line.
 * ``redis://host:6379/0`` (``rediss://`` for TLS) — Optuna's journal storage on Redis.
 * ``grpc://host:port`` — a ``tuneflow proxy`` (Optuna's gRPC storage proxy) in front of PostgreSQL or
-  MySQL, for fleets too large for one database connection pool each (:mod:`tuneflow.study.grpc_client`).
+  MySQL, for fleets too large for one database connection pool each (:mod:`tuneflow.fleet.grpc_client`).
 
 Journal storages keep no heartbeats: ``tuneflow cleanup --older-than S`` fails a dead worker's trial.
 """
@@ -270,7 +270,7 @@ def _through_proxy(url: str, options: "StorageOptionsConfig", *, file: str | Non
     """A ``tuneflow proxy``: heartbeats and retries as the study file says, the rest from the proxy."""
     import grpc
 
-    from tuneflow.study.grpc_client import PROTOCOL, FleetStorage
+    from tuneflow.fleet.grpc_client import PROTOCOL, FleetStorage
 
     host, port = grpc_address(url, file=file)
     storage = FleetStorage(host=host, port=port, heartbeat_interval=options.heartbeat_interval,

@@ -17,7 +17,7 @@ import yaml
 
 from tuneflow.config.errors import ConfigError
 from tuneflow.data.tasks import load_task
-from tuneflow.study.export import FinalConfig
+from tuneflow.final.export import FinalConfig
 from tuneflow.transfer.base import resolve_params
 
 
