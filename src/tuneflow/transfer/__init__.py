@@ -2,7 +2,7 @@
 
 A strategy registers itself by name (``@register_strategy``) so a search space can say
 ``mapping: adversarial``. Importing this package registers the built-in ones and imports no torch.
-May import: training, models, data, config.
+May import: fleet (the claims a baseline is trained under), training, models, data, config.
 """
 import lazy_loader
 

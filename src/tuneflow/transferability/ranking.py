@@ -16,9 +16,8 @@ from tuneflow.transferability.candidates import (
 )
 
 if TYPE_CHECKING:
-
     from tuneflow.data.tasks import TaskData, TextSplit
-    from tuneflow.study.runner import StudyPlan
+    from tuneflow.transferability.ranked_study import RankedStudy
 
 
 def sample_rows(split: "TextSplit", rows: int, seed: int) -> "TextSplit":
@@ -39,7 +38,7 @@ def sample_rows(split: "TextSplit", rows: int, seed: int) -> "TextSplit":
 
 
 def rank_candidates(
-    plan: "StudyPlan",
+    plan: "RankedStudy",
     spec: CandidatesConfig,
     *,
     file: str | None = None,
@@ -118,7 +117,7 @@ def rank_candidates(
     return sorted(scores, key=lambda s: s.logme, reverse=True)
 
 
-def _source_data(plan: "StudyPlan", name: str) -> "TaskData":
+def _source_data(plan: "RankedStudy", name: str) -> "TaskData":
     """The study's source task ``name``; loaded here when the search space itself never trains on it."""
     if name in plan.sources:
         return plan.sources[name]
