@@ -275,17 +275,14 @@ def train_baseline(ctx: TransferContext, *, best: bool = False, weights: dict[st
     """
     import gc
 
-    from transformers import set_seed
-
-    from tuneflow.transfer.direct import Direct
+    from tuneflow.transfer.configuration_run import run_configuration
 
     params = dataclasses.replace(ctx.params, mapping="direct", mapping_params={})
     curve: list[tuple[float, dict, Any]] = []
     base_ctx = dataclasses.replace(ctx, params=params, report=None, fit_stats=[], records={})
     if best:
         base_ctx.report = lambda m, _i: curve.append((weighted_objective(m, weights), m, base_ctx.last_predictions))
-    set_seed(ctx.seed)
-    model = Direct().run(base_ctx)
+    model = run_configuration(base_ctx)  # direct, with the run's seed
     try:
         if curve:
             _, metrics, predictions = max(curve, key=lambda c: c[0])

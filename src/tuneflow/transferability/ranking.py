@@ -148,7 +148,7 @@ def tune_on_source(
     from tuneflow.config.trial_params import TrialParams
     from tuneflow.data.batching import encode
     from tuneflow.data.prepared_task import PreparedTask
-    from tuneflow.transfer.context import TransferContext
+    from tuneflow.transfer.configuration_run import configuration_context
 
     rows = dataclasses.replace(
         source, train=sample_rows(source.train, tuning.rows, seed), validation=sample_rows(source.validation, tuning.rows, seed)
@@ -158,14 +158,14 @@ def tune_on_source(
     params = TrialParams(
         learning_rate=tuning.learning_rate, batch_size=tuning.batch_size, epochs=tuning.epochs, method="full", mapping="sequential"
     )
-    ctx = TransferContext(
-        params=params,
+    ctx = configuration_context(
+        params,
         model_path=model_path,
         model_revision=revision,
         target=prepared_target,
         source=PreparedTask.build(rows, tokenizer, length),
         runtime=runtime,
-        pad_id=tokenizer.pad_token_id or 0,
+        tokenizer=tokenizer,
         seed=seed,
         eval_batch_size=eval_batch_size,
     )
