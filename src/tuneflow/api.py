@@ -47,44 +47,10 @@ def validate(path: PathLike, *, data_root: str | None = None) -> list[str]:
     on the hub, or marked "not checked offline"), the sampler's and pruner's arguments and the prior's
     candidates file. The first line says ``OK``, or what could not be checked offline.
     """
-    from tuneflow.data.tasks import load_task, resolve_task
-    from tuneflow.study.model_candidates import check_checkpoints
-    from tuneflow.study.runner import source_keys, uses_source
-    from tuneflow.study.samplers import make_pruner, make_sampler
-    from tuneflow.fleet.storage import check_storage_url
-    from tuneflow.study.warm_start import check_warm_starts
+    from tuneflow.study.preflight import check_study, summary_lines
 
-    config = load_config(path, data_root=data_root)
-    file = str(path)
-    check_storage_url(config.storage_url(), file=file)
-    warm_lines = check_warm_starts(config, file=file)  # earlier studies: opened read-only
-    task_lines = []
-    tasks = {"target": config.target, **(source_keys(config) if uses_source(config) else {})}
-    for key, task in tasks.items():
-        task = resolve_task(task, data_root=config.data_root, base_dir=config.directory)
-        if task.hub is not None:
-            task_lines.append(f"  {key} {task.name!r}: hub dataset {task.hub.path!r} (not read by validate; use --data-root for offline files)")
-            continue
-        try:
-            data = load_task(task, key=key, seed=config.seed)
-        except ConfigError as err:
-            raise err.at(file=file) from None
-        task_lines.append(
-            f"  {key} {data.name!r}: {data.num_labels} labels, train {len(data.train)}, validation {len(data.validation)}"
-            f"{' (carved from train)' if data.validation_carved else ''}"
-        )
-    models = check_checkpoints(config, file=file)  # torch-free, each model candidate
-    make_sampler(config.sampler, seed=config.seed, space=config.space, file=file)
-    make_pruner(config.pruner, file=file)
-    if config.prior_candidates:
-        from tuneflow.transferability.candidates import load_candidates
-
-        load_candidates(config.directory / config.prior_candidates)
-    unchecked = [label for label, source in models.items() if not source.checked]
-    head = f"{file}: OK" + (f" as far as checked; not checked offline: model {', '.join(map(repr, unchecked))}" if unchecked else "")
-    lines = [head, f"  study {config.name!r}, {len(config.space.parameters)} parameters from {config.space.source}"]
-    lines += [f"  model {label!r}: {source.description}" for label, source in models.items()]
-    return lines + task_lines + warm_lines
+    # The checks plan_study runs before `run` touches storage, torch-free and reading no hub dataset.
+    return summary_lines(check_study(load_config(path, data_root=data_root), file=str(path), thorough=False))
 
 
 def run(
