@@ -28,13 +28,12 @@ import contextlib
 import hashlib
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Iterator
 
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneflow.config.storage_url import journal_path, storage_kind
+from tuneflow.config.storage_url import journal_path, sqlite_file, storage_kind
 from tuneflow.fleet.storage import local_file_lock
 
 
@@ -167,8 +166,9 @@ class AdmissionLock:
             return _postgres_lock(engine, self.study_name)
         if backend in ("mysql", "mariadb"):
             return _mysql_lock(engine, self.study_name)
-        if backend == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-            return local_file_lock(Path(engine.url.database))
+        database = sqlite_file(engine.url)
+        if database is not None:
+            return local_file_lock(database)
         return contextlib.nullcontext()  # in-memory SQLite: one process only
 
 

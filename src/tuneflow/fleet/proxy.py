@@ -29,7 +29,7 @@ from tuneflow.config.storage_url import redact_text, redact_url, storage_kind
 from tuneflow.fleet.budget import LocalGate
 from tuneflow.fleet.grpc_client import METHOD, PROTOCOL, SERVICE, decode, encode
 from tuneflow.fleet.monitor import heartbeat_ages
-from tuneflow.fleet.storage import GRPC_SCHEME, open_storage
+from tuneflow.fleet.storage import open_storage
 
 
 class FleetService:
@@ -78,7 +78,7 @@ class FleetService:
 
 def build_server(url: str, *, host: str, port: int, threads: int, options=None, file: str | None = None):
     """The gRPC server (not started) and the port it bound (``port`` 0: any free port)."""
-    if url.startswith(GRPC_SCHEME) or storage_kind(url) != "rdb":
+    if storage_kind(url) != "rdb":  # a grpc:// proxy, a journal file or redis
         raise ConfigError("the proxy serves an SQL database (postgresql+psycopg://..., mysql+pymysql://...); "
                           f"got {redact_url(url)!r}", file=file, key="storage")
     import dataclasses

@@ -23,11 +23,10 @@ import datetime as dt
 import hashlib
 import json
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from tuneflow.config.errors import ConfigError
-from tuneflow.config.storage_url import absolute_storage_url, redact_url, storage_kind
+from tuneflow.config.storage_url import absolute_storage_url, redact_url, sqlite_file
 
 if TYPE_CHECKING:
     import optuna
@@ -63,13 +62,11 @@ def storage_url_of(entry: "WarmStartConfig", config: "StudyConfig", *, file: str
         check_storage_url(url, file=file)
     except ConfigError as err:
         raise err.at(key_prefix=key) from None
-    if storage_kind(url) == "rdb" and not url.startswith("grpc://"):
+    database = sqlite_file(url)
+    if database is not None and not database.is_absolute():
         from sqlalchemy.engine import make_url
 
-        parsed = make_url(url)
-        database = parsed.database
-        if parsed.get_backend_name() == "sqlite" and database and database != ":memory:" and not Path(database).is_absolute():
-            url = parsed.set(database=str((config.directory / database).resolve())).render_as_string(hide_password=False)
+        url = make_url(url).set(database=str((config.directory / database).resolve())).render_as_string(hide_password=False)
     return url
 
 
