@@ -71,7 +71,7 @@ def _open(url: str, name: str, seed: int):
     import optuna
 
     from tuneflow.config.study_config import StorageOptionsConfig
-    from tuneflow.study.storage import open_storage
+    from tuneflow.fleet.storage import open_storage
 
     options = StorageOptionsConfig()
     storage = open_storage(url, options=options)
@@ -96,7 +96,7 @@ def _optuna_worker(url: str, name: str, seed: int, n: int, start, out) -> None:
 
 
 def _tuneflow_worker(url: str, name: str, seed: int, n_trials: int, start, out) -> None:
-    from tuneflow.study.workers import TrialLoop
+    from tuneflow.fleet.workers import TrialLoop
 
     study, storage, options = _open(url, name, seed)
     times, last = [], [0.0]
@@ -120,8 +120,8 @@ SCOPES = ("sample-in-lock", "ask-in-lock", "reserve-in-lock")
 def _scoped_loop(scope: str):
     """TrialLoop whose lock covers what ``scope`` says (see the module docstring)."""
 
-    from tuneflow.study.budget import TrialCount, admits
-    from tuneflow.study.workers import TrialLoop, worker_id
+    from tuneflow.fleet.budget import TrialCount, admits
+    from tuneflow.fleet.workers import TrialLoop, worker_id
 
     class OldScope(TrialLoop):
         def _admit(self):
@@ -173,7 +173,7 @@ def _sampler_worker(url: str, name: str, seed: int, n_trials: int, sampler: str,
 def measure_sampler(sampler: str, scope: str, url: str, *, workers: int, trials: int) -> dict:
     import optuna
 
-    from tuneflow.study.storage import open_storage
+    from tuneflow.fleet.storage import open_storage
 
     name = f"bench_sampler_{sampler}_{uuid.uuid4().hex[:8]}"
     optuna.create_study(study_name=name, storage=open_storage(url), direction="maximize")
@@ -232,7 +232,7 @@ def measure(mode: str, url: str, *, workers: int, trials: int) -> dict:
             proxy.wait()
     import optuna
 
-    from tuneflow.study.storage import open_storage
+    from tuneflow.fleet.storage import open_storage
 
     name = f"bench_storage_{mode}_{uuid.uuid4().hex[:8]}"
     optuna.create_study(study_name=name, storage=open_storage(url))
@@ -266,7 +266,7 @@ def commit_ms(url: str, n: int = 50) -> float:
     """Median round trip of one durable (fsynced) INSERT + COMMIT: the floor under every Optuna write."""
     import sqlalchemy
 
-    from tuneflow.study.storage import open_storage
+    from tuneflow.fleet.storage import open_storage
 
     engine = open_storage(url).engine
     table = f"tuneflow_bench_{uuid.uuid4().hex[:8]}"
@@ -290,7 +290,7 @@ def environment(url: str) -> dict:
     import sqlalchemy
 
     from tuneflow.config.storage_url import redact_url
-    from tuneflow.study.storage import open_storage
+    from tuneflow.fleet.storage import open_storage
 
     with open_storage(url).engine.connect() as conn:
         server = conn.execute(sqlalchemy.text("SELECT version()")).scalar().split(",")[0]

@@ -94,13 +94,11 @@ def main() -> int:
     import transformers
 
     from tuneflow.transfer.base import resolve_params
-    from tuneflow.transfer.base import get_strategy
     from tuneflow.models.loading import load_tokenizer, new_classifier
-    from transformers import set_seed
     from tuneflow.models.packaged import packaged_model_dir
     from tuneflow.training.runtime import Runtime
     from tuneflow.data.prepared_task import PreparedTask
-    from tuneflow.transfer.context import TransferContext
+    from tuneflow.transfer.configuration_run import configuration_context, run_configuration
 
     transformers.logging.set_verbosity_error()
     runtime = Runtime.pick("auto")
@@ -135,14 +133,13 @@ def main() -> int:
             "batch_size": args.batch_size, **own,
         })
         last: dict = {}
-        ctx = TransferContext(
-            params=params, model_path=model_path, target=target, source=source, runtime=runtime,
-            pad_id=tokenizer.pad_token_id or 0, seed=SEED, eval_batch_size=128,
+        ctx = configuration_context(
+            params, model_path=model_path, target=target, source=source, runtime=runtime,
+            tokenizer=tokenizer, seed=SEED, eval_batch_size=128,
             report=lambda metrics, index: last.update(metrics),
         )
-        set_seed(SEED)
         started = time.perf_counter()
-        model = get_strategy(mapping)().run(ctx)
+        model = run_configuration(ctx)
         wall = time.perf_counter() - started
         del model
         rows.append({

@@ -20,7 +20,7 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import REPO, study_dict, write_study
-from tuneflow.study.budget import TrialCount
+from tuneflow.fleet.budget import TrialCount
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_URL_WITH_PASSWORD = "postgresql+psycopg://postgres:hunter2secret@127.0.0.1:5432/test"  # trust auth ignores it

@@ -1,3 +1,5 @@
+"""``python -m tuneflow``: the ``tuneflow`` command."""
+
 import sys
 
 from tuneflow.cli.main import main

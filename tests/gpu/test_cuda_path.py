@@ -52,9 +52,9 @@ def run_in_process(study_file: Path, *, n_trials: int, callbacks=()) -> optuna.S
     """``tuneflow run``'s worker loop in this process; ``callbacks`` run after each trial is told."""
     from tuneflow.study.objective import TransferObjective
     from tuneflow.study.runner import plan_study
-    from tuneflow.study.storage import open_storage
+    from tuneflow.fleet.storage import open_storage
     from tuneflow.study.study_record import create_or_load
-    from tuneflow.study.workers import TrialLoop
+    from tuneflow.fleet.workers import TrialLoop
 
     plan = plan_study(study_file)
     config = plan.config
@@ -166,7 +166,7 @@ def test_twenty_trials_in_one_worker_leave_allocated_memory_flat(tmp_path, tiny_
 
 
 def test_launch_packs_four_workers_on_one_gpu_to_an_exact_budget(tmp_path, tiny_model_dir, task_files):
-    from tuneflow.study.budget import TrialCount
+    from tuneflow.fleet.budget import TrialCount
 
     n_trials = 48
     parameters = {**fixed(method="full", mapping="direct", epochs=1, batch_size=16),

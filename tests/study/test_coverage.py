@@ -8,11 +8,11 @@ import optuna
 import pytest
 
 from tuneflow.study.arms import Arm, space_arms, trial_arm
-from tuneflow.study.budget import gate_for
-from tuneflow.study.claims import OncePerStudy
+from tuneflow.fleet.budget import gate_for
+from tuneflow.fleet.claims import OncePerStudy
 from tuneflow.study.coverage import ATTR_PREFIX, apply_coverage
 from tuneflow.study.runner import load_config
-from tuneflow.study.storage import open_storage
+from tuneflow.fleet.storage import open_storage
 from tuneflow.transferability.prior import RANKING_ATTR
 
 MAPPINGS = {"mapping": {"type": "categorical", "choices": ["direct", "sequential", "joint"]}}

@@ -9,8 +9,8 @@ from tuneflow.config.search_space import SearchSpace
 from tuneflow.config.study_config import SamplerConfig, StorageOptionsConfig
 from tuneflow.study.distinct import DRAFT_ATTR, all_configs, config_key, exhausted, untried_count
 from tuneflow.study.samplers import trial_samplers
-from tuneflow.study.storage import open_storage
-from tuneflow.study.workers import TrialLoop
+from tuneflow.fleet.storage import open_storage
+from tuneflow.fleet.workers import TrialLoop
 from worker_processes import run_pg_workers
 
 # The kind of space: target only, or sequential from one of 4 sources, x 2 learning rates = 10 configurations.

@@ -8,10 +8,10 @@ import optuna
 import pytest
 
 from tuneflow.config.study_config import SamplerConfig, StorageOptionsConfig
-from tuneflow.study.budget import AdmissionLock
+from tuneflow.fleet.budget import AdmissionLock
 from tuneflow.study.samplers import trial_samplers
-from tuneflow.study.storage import open_storage
-from tuneflow.study.workers import TrialLoop
+from tuneflow.fleet.storage import open_storage
+from tuneflow.fleet.workers import TrialLoop
 from worker_processes import assert_exactly, run_pg_workers
 
 

@@ -11,7 +11,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 from scipy import stats
 
-from tuneflow.study.export import export_trials
+from tuneflow.final.export import export_trials
 from tuneflow.study.results import CONFIRMATION_ATTR, ranked_trials
 from tuneflow.study.verdict import configuration_gains, study_verdict
 from tuneflow.transfer.gain_stats import pooled_seed_noise, seeds_and_rows_interval, seeds_to_resolve

@@ -18,10 +18,10 @@ from optuna.trial import TrialState, create_trial
 
 from conftest import REPO
 from tuneflow.config.search_space import SearchSpace
-from tuneflow.study.budget import gate_for
-from tuneflow.study.claims import OncePerStudy
+from tuneflow.fleet.budget import gate_for
+from tuneflow.fleet.claims import OncePerStudy
 from tuneflow.study.runner import load_config
-from tuneflow.study.storage import open_storage
+from tuneflow.fleet.storage import open_storage
 from tuneflow.study.warm_start import ATTR_PREFIX, TRIAL_ATTR, apply_warm_starts, best_first, fit_to_space, warm_records
 
 # Cheap trials: no source stage, no baseline, a head or LoRA on the tiny model.

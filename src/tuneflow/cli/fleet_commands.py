@@ -94,9 +94,9 @@ def add_parsers(sub) -> None:
 def cmd_worker(args) -> int:
     from tuneflow.config.storage_url import redact_url
     from tuneflow.observe.watching import watching_hooks
-    from tuneflow.study.launch import die_with_launcher
+    from tuneflow.fleet.launch import die_with_launcher
     from tuneflow.study.runner import plan_study, run_study
-    from tuneflow.study.workers import worker_id
+    from tuneflow.fleet.workers import worker_id
 
     die_with_launcher()
     storage = args.storage or os.environ.get("TUNEFLOW_STORAGE")  # launch passes it here, not in argv
@@ -110,9 +110,9 @@ def cmd_worker(args) -> int:
 
 
 def cmd_launch(args) -> int:
-    from tuneflow.study.launch import launch, plan_slots
+    from tuneflow.fleet.launch import launch, plan_slots
     from tuneflow.study.runner import load_config
-    from tuneflow.study.storage import check_storage_url
+    from tuneflow.fleet.storage import check_storage_url
 
     slots = plan_slots(gpus=args.gpus, per_gpu=args.per_gpu, workers=args.workers)
     storage = args.storage or os.environ.get("TUNEFLOW_STORAGE")
@@ -128,7 +128,7 @@ def cmd_launch(args) -> int:
 
 def cmd_status(args) -> int:
     from tuneflow import api
-    from tuneflow.study.monitor import format_status
+    from tuneflow.fleet.monitor import format_status
 
     record = api.status(args.study_file, storage=args.storage or os.environ.get("TUNEFLOW_STORAGE"), study_name=args.study_name)
     print(json.dumps(record, indent=2) if args.json else format_status(record))
@@ -137,7 +137,7 @@ def cmd_status(args) -> int:
 
 def cmd_cleanup(args) -> int:
     from tuneflow.api import monitored_study
-    from tuneflow.study.monitor import cleanup
+    from tuneflow.fleet.monitor import cleanup
 
     study, _, options, _ = monitored_study(args.study_file, storage=args.storage or os.environ.get("TUNEFLOW_STORAGE"),
                                            study_name=args.study_name)
@@ -148,7 +148,7 @@ def cmd_cleanup(args) -> int:
 
 def cmd_proxy(args) -> int:
     from tuneflow.config.study_config import StorageOptionsConfig
-    from tuneflow.study.proxy import serve
+    from tuneflow.fleet.proxy import serve
     from tuneflow.study.runner import load_config
 
     storage, options = args.storage or os.environ.get("TUNEFLOW_STORAGE"), StorageOptionsConfig()

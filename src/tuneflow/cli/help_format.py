@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-# Every storage kind tuneflow.study.storage opens (SQLAlchemy URLs, journal files, Redis, a tuneflow proxy).
+# Every storage kind tuneflow.fleet.storage opens (SQLAlchemy URLs, journal files, Redis, a tuneflow proxy).
 STORAGE_HELP = (
     "storage URL (default: the study file's `storage`): a SQLite file sqlite:///study.db; "
     "PostgreSQL postgresql+psycopg://USER:PASSWORD@HOST/DB; MySQL mysql+pymysql://USER:PASSWORD@HOST/DB "

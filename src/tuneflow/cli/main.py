@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"tuneflow: error: {redact_text(str(err))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as err:  # Ctrl-C, or tuneflow.study.workers.StopRequested (SIGTERM / SIGINT)
+    except KeyboardInterrupt as err:  # Ctrl-C, or tuneflow.fleet.workers.StopRequested (SIGTERM / SIGINT)
         if getattr(err, "graceful", False):  # stopped between trials: nothing failed; the budget is not reached
             print(f"tuneflow: {err}; run the same command to go on", file=sys.stderr)
         else:

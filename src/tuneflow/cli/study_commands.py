@@ -199,7 +199,7 @@ def best_record(study, trials, *, counts: dict[str, int], confirmation: dict[int
     from tuneflow import api
     from tuneflow.config.storage_url import redact_url
     from tuneflow.study.results import is_pareto
-    from tuneflow.study.storage import storage_url_of
+    from tuneflow.fleet.storage import storage_url_of
 
     rows = []
     for rank, trial in enumerate(trials, start=1):

@@ -20,6 +20,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "search_space": ['SearchSpace', 'ParamSpec', 'StrategyDeclaration', 'StrategyLookup', 'shipped_search_space'],
         "trial_params": ['TrialParams', 'METHODS', 'CORE_PARAMETERS'],
         "objective_terms": ['objective_value', 'term_values', 'weighted_objective'],
-        "storage_url": ['redact_url', 'redact_text', 'absolute_storage_url', 'storage_kind'],
+        "storage_url": ['redact_url', 'redact_text', 'absolute_storage_url', 'storage_kind', 'sqlite_file', 'is_sqlite'],
     },
 )

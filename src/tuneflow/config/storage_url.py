@@ -1,10 +1,19 @@
-"""Keep passwords in storage URLs out of every log line, table, export and note."""
+"""Storage URLs: the one place that knows which kind of storage a URL names, and keeps its password out of every log line.
+
+Kinds (:func:`storage_kind`): ``rdb`` (any SQLAlchemy database; :func:`sqlite_file` says whether it is
+a SQLite file, and which), ``journal`` (a journal file), ``redis`` and ``grpc`` (a ``tuneflow proxy``).
+Everything else asks these functions rather than looking at a URL itself. Passwords are replaced by
+``***`` in every log line, table, export and note.
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 # For text that is not one URL SQLAlchemy parses (redis://, journal paths, URLs inside error messages):
 # scheme://user:password@host -> scheme://user:***@host. The password runs to the *last* "@" of the
@@ -64,15 +73,49 @@ JOURNAL_SUFFIXES = (".log", ".jsonl")
 REDIS_SCHEMES = ("redis://", "rediss://")
 
 
-StorageKind = Literal["rdb", "journal", "redis"]
+GRPC_SCHEME = "grpc://"
+
+
+StorageKind = Literal["rdb", "journal", "redis", "grpc"]
 
 
 def storage_kind(url: str) -> StorageKind:
+    """``grpc`` (a ``tuneflow proxy``), ``redis``, ``journal`` (``journal://`` or a ``*.log`` / ``*.jsonl`` path), else ``rdb``."""
+    if url.startswith(GRPC_SCHEME):
+        return "grpc"
     if url.startswith(REDIS_SCHEMES):
         return "redis"
     if url.startswith(JOURNAL_SCHEME) or ("://" not in url and url.endswith(JOURNAL_SUFFIXES)):
         return "journal"
     return "rdb"
+
+
+def is_sqlite(url: "str | URL") -> bool:
+    """A SQLite database URL (a file, or in memory)."""
+    parsed = _sqlalchemy_url(url)
+    return parsed is not None and parsed.get_backend_name() == "sqlite"
+
+
+def sqlite_file(url: "str | URL") -> Path | None:
+    """The database file of a SQLite URL, as written (a relative path stays relative); None for an
+    in-memory SQLite database and for every other storage."""
+    parsed = _sqlalchemy_url(url)
+    if parsed is None or parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _sqlalchemy_url(url: "str | URL") -> "URL | None":
+    """SQLAlchemy's parse of an ``rdb`` URL (an engine's ``URL`` as it is); None for other kinds or a URL that does not parse."""
+    if isinstance(url, str) and storage_kind(url) != "rdb":
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError):
+        return None
 
 
 def journal_path(url: str) -> Path:

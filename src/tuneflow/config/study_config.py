@@ -24,6 +24,10 @@ from tuneflow.config.warm_start_config import WarmStartConfig  # noqa: F401  (a 
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1")
 
+# The study user attr holding the latest resolved study file (written by tuneflow.study.contract; read by
+# `tuneflow status` for the budget, the report and export): a storage key every layer may read.
+CONFIG_ATTR = "tuneflow_config"
+
 
 # Objective terms beyond the validation metrics: a reward (transfer gain of the weighted metric score)
 # and costs. Only cost terms may carry negative weights.

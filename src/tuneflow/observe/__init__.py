@@ -1,6 +1,6 @@
 """What people look at: progress lines and the live display, tables, the HTML report, the dashboard, images.
 
-May import: study and everything below it.
+May import: final, study and everything below them (it writes the export beside the report).
 """
 import lazy_loader
 

@@ -21,16 +21,12 @@ if TYPE_CHECKING:
 
 def sqlite_artifacts_dir(storage_url: str) -> Path | None:
     """``<db folder>/<db stem>_artifacts`` for a SQLite file URL; None for any other storage."""
-    from sqlalchemy.engine import make_url
+    from tuneflow.config.storage_url import sqlite_file
 
-    from tuneflow.config.storage_url import storage_kind
-
-    if storage_kind(storage_url) != "rdb":  # a journal file or redis: no SQLite file to sit beside
+    db = sqlite_file(storage_url)
+    if db is None:  # a server database, in-memory SQLite, a journal file, redis: no SQLite file to sit beside
         return None
-    url = make_url(storage_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    db = Path(url.database).resolve()
+    db = db.resolve()
     return db.with_name(f"{db.stem}_artifacts")
 
 

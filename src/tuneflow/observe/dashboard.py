@@ -145,7 +145,7 @@ def make_dashboard_server(storage_url: str, *, host: str = "127.0.0.1", port: in
     import optuna_dashboard
     from optuna.artifacts import FileSystemArtifactStore
 
-    from tuneflow.study.storage import check_storage_url, missing_storage, open_storage
+    from tuneflow.fleet.storage import check_storage_url, missing_storage, open_storage
     from tuneflow.study.study_record import no_study_message
 
     check_storage_url(storage_url)

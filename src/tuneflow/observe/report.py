@@ -196,7 +196,7 @@ def _summary(study: optuna.Study, storage_url: str | None) -> str:
 
 def _storage_rows(study: optuna.Study, storage_url: str | None, first: str | None) -> list[tuple[str, str]]:
     """The storage this report read; also the one the study was first run from (the study note's) when another."""
-    from tuneflow.study.storage import storage_url_of
+    from tuneflow.fleet.storage import storage_url_of
 
     read, first = redact_url(storage_url or storage_url_of(study)), redact_url(first)
     return [("storage", read or first or DASH)] + ([("first run from storage", first)] if read and first and first != read else [])
@@ -232,7 +232,7 @@ def _best_trials(study: optuna.Study, top_k: int) -> str:
 
 def _best_config(study: optuna.Study) -> str:
     from tuneflow.config.errors import ConfigError
-    from tuneflow.study.export import export_trials, write_export
+    from tuneflow.final.export import export_trials, write_export
 
     try:
         data = export_trials(study, 1)

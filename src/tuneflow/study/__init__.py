@@ -1,9 +1,10 @@
-"""Optuna: samplers and pruners (never repeating a configuration), arms and coverage, the objective,
-pruning records and compute, storage, the trial budget, workers, claims, the study contract, the gRPC
-proxy, confirmation, export, final training.
+"""The search: a study file planned and checked, arms covered, trials sampled (never repeated) and measured, confirmed, and its verdict.
 
-Whoever watches a study (progress, dashboard note, images) passes ``StudyHooks``; this layer never
-imports ``tuneflow.observe``. May import: transferability, transfer, training, models, data, config.
+Samplers and pruners, arms and coverage, the objective and its trial inputs, pruning records and
+compute, warm starts, the study's record (contract, results) and its verdict. Whoever watches a study
+(progress, dashboard note, images) passes ``StudyHooks``; this layer never imports ``tuneflow.observe``.
+The workers, storage and budget it runs on are :mod:`tuneflow.fleet`; what comes after the study is
+:mod:`tuneflow.final`. May import: transferability, transfer, fleet, training, models, data, config.
 """
 import lazy_loader
 
@@ -15,19 +16,10 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "hooks": ['StudyHooks'],
         "objective": ['TransferObjective'],
         "samplers": ['make_sampler', 'make_pruner', 'trial_samplers'],
-        "storage": ['open_storage', 'check_storage_url'],
         "study_record": ['create_or_load', 'load_existing', 'CONFIG_ATTR'],
-        "budget": ['TrialCount', 'AdmissionLock', 'LocalGate', 'gate_for'],
-        "claims": ['OncePerStudy'],
         "contract": ['contract_changes', 'record_for'],
-        "proxy": ['serve'],
-        "workers": ['TrialLoop', 'worker_id'],
-        "launch": ['launch', 'plan_slots'],
-        "monitor": ['status_text', 'cleanup'],
         "results": ['ranked_trials', 'is_pareto', 'state_counts', 'configuration_key', 'pooled'],
         "verdict": ['study_verdict', 'Verdict', 'configuration_gains'],
-        "export": ['export_trials', 'write_export', 'load_export', 'FinalConfig'],
-        "final_training": ['train_final'],
         "warm_start": ['check_warm_starts', 'apply_warm_starts', 'fit_to_space', 'best_first'],
         "arms": ['Arm', 'space_arms', 'trial_arm', 'arm_label'],
         "coverage": ['apply_coverage', 'plan_coverage'],

@@ -22,12 +22,12 @@ from typing import Any
 
 from tuneflow.config.errors import ConfigError
 from tuneflow.config.search_options import resolved_per_schedule
+from tuneflow.config.study_config import CONFIG_ATTR  # noqa: F401  (the latest resolved study config)
 
 CONTRACT_KEYS = ("model", "source", "target", "seed", "objective", "search_space", "evaluation")
 TRIAL_ATTR = "contract"  # trial user attr: the hash of the contract it was measured under
 RECORD_PREFIX = "tuneflow_contract:"  # study user attr: the config record of each contract
 CHANGES_ATTR = "tuneflow_contract_changes"  # study user attr: where the contract changed, and what
-CONFIG_ATTR = "tuneflow_config"  # study user attr holding the latest resolved study config
 
 
 def contract_of(record: dict[str, Any]) -> dict[str, Any]:

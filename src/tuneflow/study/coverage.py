@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from tuneflow.config.space_points import centre_params, ladder_length
 from tuneflow.study.arms import Arm, space_arms, trial_arm
-from tuneflow.study.budget import TrialCount
+from tuneflow.fleet.budget import TrialCount
 from tuneflow.study.distinct import config_key, sampled_space, taken_configs
 from tuneflow.transfer.base import get_strategy
 from tuneflow.transferability.prior import RANKING_ATTR
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import optuna
 
     from tuneflow.config.study_config import StudyConfig
-    from tuneflow.study.claims import OncePerStudy
+    from tuneflow.fleet.claims import OncePerStudy
 
 ATTR_PREFIX = "tuneflow_coverage:"  # study user attr per budget: what coverage enqueued and left untried
 CLAIM_TTL = 120.0  # seconds: enqueuing takes milliseconds; a dead claimer's claim lapses after this

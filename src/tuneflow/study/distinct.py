@@ -34,6 +34,7 @@ from optuna.samplers import BaseSampler
 from optuna.trial import TrialState
 
 from tuneflow.config.choice_params import restrict_choices
+from tuneflow.fleet.workers import SpaceExhausted  # the worker stops on it (raised here, caught there)
 from tuneflow.transferability.source_choice import KEPT_SOURCES_ATTR
 
 if TYPE_CHECKING:
@@ -43,10 +44,6 @@ if TYPE_CHECKING:
 
 DRAFT_ATTR = "tuneflow:draft"  # trial system attr: how the sampled configuration was made distinct
 ENUMERATION_LIMIT = 20_000  # a space with more configurations than this is treated as endless
-
-
-class SpaceExhausted(RuntimeError):
-    """Every configuration of a finite space is measured or running: nothing new to try."""
 
 
 def sampled_space(space: "SearchSpace", study_attrs: dict[str, Any]) -> "SearchSpace":

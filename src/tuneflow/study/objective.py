@@ -45,7 +45,7 @@ class TransferObjective:
         """``sources`` (name -> task) and ``models`` (label -> path): all of them; default: ``source`` and ``model_path``."""
         self.config = config
         self.contract = contract  # hash of what gives the value its meaning (tuneflow.study.contract)
-        self.once = once  # claims in storage, so workers train each transfer baseline once (tuneflow.study.claims)
+        self.once = once  # claims in storage, so workers train each transfer baseline once (tuneflow.fleet.claims)
         choices = config.model.choices
         self.inputs = TrialInputs(  # per model candidate and source, tokenised on first use (tuneflow.study.trial_inputs)
             target=target, sources=sources if sources is not None else ({source.name: source} if source else {}),
@@ -84,13 +84,11 @@ class TransferObjective:
         return params, label, source, Arm(params.mapping, source, label if searched else None)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
-        from transformers import set_seed
-
         from tuneflow.models.methods import count_parameters
         from tuneflow.training.loop import NonFiniteLoss
         from tuneflow.training.runtime import Runtime
-        from tuneflow.transfer.context import TransferContext
         from tuneflow.transfer.gain import SeedResult
+        from tuneflow.transfer.configuration_run import configuration_context, run_configuration
 
         params, label, source_name, arm = self._choose(trial)
         trial.set_user_attr("model", label)
@@ -155,18 +153,17 @@ class TransferObjective:
         model = None
         try:
             for j, run_seed in enumerate(seeds):
-                set_seed(run_seed)  # python, numpy, torch (and CUDA)
-                ctx = TransferContext(
-                    params=params, model_path=candidate.path, model_revision=candidate.config.revision,
-                    target=target, source=source, runtime=runtime, pad_id=tokenizer.pad_token_id, seed=run_seed,
+                ctx = configuration_context(
+                    params, model_path=candidate.path, model_revision=candidate.config.revision,
+                    target=target, source=source, runtime=runtime, tokenizer=tokenizer, seed=run_seed,
                     model_options=candidate.config,  # dtype, attention, checkpointing, quantization
                     eval_batch_size=self.config.evaluation.batch_size,
                     evaluate_every_steps=self.config.evaluation.every_n_steps,
                     evaluations_per_schedule=self.config.evaluation.evaluations_per_schedule,
                 )
                 ctx.report = reporter(j, ctx)
-                contexts.append(ctx)
-                model = get_strategy(params.mapping)().run(ctx)
+                contexts.append(ctx)  # before it runs: a pruned or failed seed still counts its compute
+                model = run_configuration(ctx)  # seeds python, numpy, torch (and CUDA) with run_seed
                 if j == 0:
                     trainable, total = count_parameters(model)
                 model = None  # free it before the next seed (or a baseline) trains another

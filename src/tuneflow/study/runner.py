@@ -10,10 +10,10 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tuneflow.config.errors import ConfigError
 from tuneflow.config.study_config import StudyConfig, load_study_config
-from tuneflow.data.tasks import TaskData, load_task, resolve_task
+from tuneflow.data.tasks import TaskData
 from tuneflow.study.hooks import StudyHooks
+from tuneflow.study.preflight import check_study, source_keys, uses_source  # noqa: F401  (source_keys, uses_source: for callers)
 from tuneflow.transfer.base import get_strategy
 
 if TYPE_CHECKING:
@@ -44,12 +44,6 @@ class StudyPlan:
     models: dict[str, str] = field(default_factory=dict)
 
 
-def uses_source(config: StudyConfig) -> bool:
-    spec = config.space.parameters.get("mapping")
-    names = spec.possible_values() if spec else ("direct",)
-    return any(get_strategy(name).needs_source for name in names)
-
-
 def load_config(path, **overrides: Any) -> StudyConfig:
     """Read and check a study file against the registered mapping strategies (CLI overrides as keywords)."""
     return load_study_config(path, strategies=get_strategy, **overrides)
@@ -59,51 +53,31 @@ def plan_study(
     path_or_config: str | os.PathLike | StudyConfig, *, data_root: str | None = None, storage: str | None = None,
     study_name: str | None = None,
 ) -> StudyPlan:
-    """Load and check the study file (or take a loaded config), its data, the model's tokenizer, sampler and pruner."""
-    from tuneflow.study.model_candidates import check_models
-    from tuneflow.study.samplers import make_pruner, make_sampler
-    from tuneflow.study.storage import check_storage_url
+    """Load and check the study file (or take a loaded config), its data, the model's tokenizer, sampler and pruner.
+
+    The checks are :func:`tuneflow.study.preflight.check_study`'s, the same ``tuneflow validate`` runs.
+    """
     from tuneflow.study.study_record import config_record
-    from tuneflow.study.warm_start import check_warm_starts
 
     if isinstance(path_or_config, StudyConfig):
         config, file = path_or_config, str(path_or_config.path)
     else:
         config = load_config(path_or_config, data_root=data_root, storage=storage, study_name=study_name)
         file = str(path_or_config)  # errors name the file as the user typed it
-    check_storage_url(config.storage_url(), file=file)
-    check_warm_starts(config, file=file)  # earlier studies exist (read only): before this study's storage is touched
-    resolved = {"target": resolve_task(config.target, data_root=config.data_root, base_dir=config.directory)}
-    if uses_source(config):
-        # Every source is read and checked now (a bad file fails before storage); trials tokenise them lazily.
-        for key, task in source_keys(config).items():
-            resolved[key] = resolve_task(task, data_root=config.data_root, base_dir=config.directory)
-    try:
-        tasks = {key: load_task(task, key=key, seed=config.seed) for key, task in resolved.items()}
-    except ConfigError as err:
-        raise err.at(file=file) from None
-    models = check_models(config, file=file)  # each candidate: tokenizer, LoRA targets, freeze_layers, quantization
+    checked = check_study(config, file=file, thorough=True)
+    tasks, resolved, models = checked.tasks, checked.resolved, checked.models
     sources = {resolved[key].name: data for key, data in tasks.items() if key != "target"}  # file order
-    sampler = make_sampler(config.sampler, seed=config.seed, space=config.space, file=file)
-    pruner = make_pruner(config.pruner, file=file)
     return StudyPlan(
         config=config,
         target=tasks["target"],
         source=next(iter(sources.values()), None),
         model_path=next(iter(models.values())),
-        sampler=sampler,
-        pruner=pruner,
+        sampler=checked.sampler,
+        pruner=checked.pruner,
         record=config_record(config, resolved),
         sources=sources,
         models=models,
     )
-
-
-def source_keys(config: StudyConfig) -> dict[str, Any]:
-    """Key path -> source task: ``source`` for the one-source form, ``sources[i]`` for the list."""
-    if config.source is not None:
-        return {"source": config.source}
-    return {f"sources[{i}]": task for i, task in enumerate(config.sources)}
 
 
 def run_study(
@@ -115,20 +89,20 @@ def run_study(
     ``hooks`` are how a caller watches (progress, live display, dashboard note, images); none: silent.
     ``allow_changes``: resume even though the file's contract changed (see :mod:`tuneflow.study.contract`).
     ``graceful_sigterm``: SIGTERM lets the running trial finish, as the first Ctrl-C does (see
-    :mod:`tuneflow.study.workers`).
+    :mod:`tuneflow.fleet.workers`).
     """
     from optuna.trial import TrialState
 
-    from tuneflow.study.budget import gate_for
-    from tuneflow.study.claims import OncePerStudy
+    from tuneflow.fleet.budget import gate_for
+    from tuneflow.fleet.claims import OncePerStudy
     from tuneflow.study.confirm import confirm_in_study
     from tuneflow.study.coverage import apply_coverage
     from tuneflow.study.distinct import distinct, exhausted
     from tuneflow.study.objective import TransferObjective
     from tuneflow.study.samplers import trial_samplers
-    from tuneflow.study.storage import open_storage
+    from tuneflow.fleet.storage import open_storage
     from tuneflow.study.study_record import create_or_load
-    from tuneflow.study.workers import TrialLoop, budget_target
+    from tuneflow.fleet.workers import TrialLoop, budget_target
 
     hooks = hooks or StudyHooks()
     config = plan.config
@@ -147,7 +121,7 @@ def run_study(
     from tuneflow.study.warm_start import apply_warm_starts
 
     apply_warm_starts(config, study, once=once, message=hooks.on_message)  # once per study, like the prior
-    # One budget rule for `run` and every `worker` (tuneflow.study.budget): trials of all processes count.
+    # One budget rule for `run` and every `worker` (tuneflow.fleet.budget): trials of all processes count.
     total, n_trials = budget_target(study, add=n_trials, total=config.budget.n_trials)
     # Every arm (target only, each mapping x source, per model) is queued before the sampler exploits.
     apply_coverage(config, study, once=once, total=total, message=hooks.on_message)
@@ -163,7 +137,7 @@ def run_study(
     progress = hooks.progress(study, n_trials) if hooks.progress is not None else None
     if progress is not None:
         progress.start()
-    # A failing trial is recorded as FAIL with its reason and the study goes on; see tuneflow.study.workers.
+    # A failing trial is recorded as FAIL with its reason and the study goes on; see tuneflow.fleet.workers.
     loop = TrialLoop(study, storage=storage, url=url, options=config.storage_options,
                      objective=objective, n_trials=total, timeout=timeout, callbacks=[progress] if progress else [],
                      sampler_for=sampler_for, nothing_new=lambda: exhausted(study, config.space),
@@ -180,7 +154,7 @@ def run_study(
 
 def record_ranking(plan: StudyPlan, ranking: list["CandidateScore"]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Open (or create) the study, store the scores, apply ``prior_keep``, enqueue the prior trials once."""
-    from tuneflow.study.storage import open_storage
+    from tuneflow.fleet.storage import open_storage
     from tuneflow.study.study_record import create_or_load
     from tuneflow.transferability.prior import store_and_enqueue
     from tuneflow.transferability.source_choice import DROPPED_SOURCES_ATTR

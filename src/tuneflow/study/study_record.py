@@ -109,7 +109,7 @@ def load_existing(storage_url: str, study_name: str | None, *, options=None, stu
     """
     import optuna
 
-    from tuneflow.study.storage import missing_storage, open_storage
+    from tuneflow.fleet.storage import missing_storage, open_storage
 
     missing = missing_storage(storage_url)
     if missing:

@@ -23,11 +23,10 @@ import datetime as dt
 import hashlib
 import json
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from tuneflow.config.errors import ConfigError
-from tuneflow.config.storage_url import absolute_storage_url, redact_url, storage_kind
+from tuneflow.config.storage_url import absolute_storage_url, redact_url, sqlite_file
 
 if TYPE_CHECKING:
     import optuna
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
     from tuneflow.config.search_space import ParamSpec, SearchSpace
     from tuneflow.config.study_config import StudyConfig
     from tuneflow.config.warm_start_config import WarmStartConfig
-    from tuneflow.study.claims import OncePerStudy
+    from tuneflow.fleet.claims import OncePerStudy
 
 ATTR_PREFIX = "tuneflow_warm_start:"  # study user attr: what one set of entries enqueued and skipped
 TRIAL_ATTR = "warm_start_of"  # trial user attr: the earlier trial an enqueued configuration came from
@@ -54,7 +53,7 @@ class Fitted:
 
 def storage_url_of(entry: "WarmStartConfig", config: "StudyConfig", *, file: str, key: str) -> str:
     """The earlier storage's URL: journal and SQLite paths relative to the study file; none = this study's storage."""
-    from tuneflow.study.storage import check_storage_url
+    from tuneflow.fleet.storage import check_storage_url
 
     if entry.storage is None:
         return config.storage_url()
@@ -63,13 +62,11 @@ def storage_url_of(entry: "WarmStartConfig", config: "StudyConfig", *, file: str
         check_storage_url(url, file=file)
     except ConfigError as err:
         raise err.at(key_prefix=key) from None
-    if storage_kind(url) == "rdb" and not url.startswith("grpc://"):
+    database = sqlite_file(url)
+    if database is not None and not database.is_absolute():
         from sqlalchemy.engine import make_url
 
-        parsed = make_url(url)
-        database = parsed.database
-        if parsed.get_backend_name() == "sqlite" and database and database != ":memory:" and not Path(database).is_absolute():
-            url = parsed.set(database=str((config.directory / database).resolve())).render_as_string(hide_password=False)
+        url = make_url(url).set(database=str((config.directory / database).resolve())).render_as_string(hide_password=False)
     return url
 
 
@@ -78,7 +75,7 @@ def open_earlier(entry: "WarmStartConfig", index: int, config: "StudyConfig", *,
     import optuna
 
     from tuneflow.config.registry import unknown_name_message
-    from tuneflow.study.storage import missing_storage, open_storage
+    from tuneflow.fleet.storage import missing_storage, open_storage
 
     key = f"warm_start[{index}]"
     url = storage_url_of(entry, config, file=file, key=key)

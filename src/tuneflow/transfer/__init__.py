@@ -2,7 +2,7 @@
 
 A strategy registers itself by name (``@register_strategy``) so a search space can say
 ``mapping: adversarial``. Importing this package registers the built-in ones and imports no torch.
-May import: training, models, data, config.
+May import: fleet (the claims a baseline is trained under), training, models, data, config.
 """
 import lazy_loader
 
@@ -15,6 +15,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     submod_attrs={
         "base": ['MappingStrategy', 'register_strategy', 'get_strategy', 'strategy_names', 'resolve_params'],
         "context": ['TransferContext'],
+        "configuration_run": ['configuration_context', 'run_configuration'],
         "gain": ['transfer_attrs', 'baseline_enabled', 'is_negative_transfer'],
         "losses": ['grad_reverse', 'dann_lambda', 'coral_loss', 'mmd_loss'],
     },

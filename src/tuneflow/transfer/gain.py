@@ -19,7 +19,7 @@ configurations over seeds and rows (:mod:`tuneflow.study.verdict`).
 
 Baseline runs never report to the trial's pruner; their time and trained parameters are recorded
 in the baseline's record, and the trial counts them in its cost totals. Workers share the cache:
-given ``once`` (the study layer's claims), the first trial that needs a new key claims it in storage
+given ``once`` (the fleet's claims, :class:`~tuneflow.fleet.claims.OncePerStudy`), the first trial that needs a new key claims it in storage
 and trains it; another trial needing it meanwhile waits for that record instead of training it
 again, and ``transfer_baseline_runs`` is counted under the study's lock.
 """
@@ -44,6 +44,7 @@ from tuneflow.transfer.gain_stats import Interval, bootstrap_interval, chance_sc
 if TYPE_CHECKING:  # the context brings torch; reading a study's gains (`best`, the verdict) needs none
     import optuna
 
+    from tuneflow.fleet.claims import OncePerStudy
     from tuneflow.transfer.context import TransferContext
 
 
@@ -118,16 +119,15 @@ class SeedResult:
 
 
 def transfer_attrs(
-    trial: optuna.Trial, runs: list[SeedResult], *, config: StudyConfig, model_path: str, once: Any = None,
+    trial: optuna.Trial, runs: list[SeedResult], *, config: StudyConfig, model_path: str, once: OncePerStudy | None = None,
 ) -> dict[str, Any]:
     """``transfer_gain`` (metric -> mean paired gain), its interval and p, ``negative_transfer``; may train baselines.
 
     Always (baseline or not) each seed's predictions and collapse to chance (:func:`seed_attrs`). The
     interval is cut to [-1, 1], the range of a gain of a [0, 1] score (``transfer_gain_ci_clipped``).
 
-    ``runs``: the trial's seeds (one :class:`SeedResult` each). ``once``: ``wait_or_claim(key, done_attr=,
-    trial=) -> bool`` and ``increment(attr)`` (the study layer's :class:`~tuneflow.study.claims.OncePerStudy`);
-    without it, one process alone is assumed.
+    ``runs``: the trial's seeds (one :class:`SeedResult` each). ``once``: the study's claims (its
+    ``wait_or_claim`` and ``increment``); without it, one process alone is assumed.
     """
     weights = config.objective.metric_weights()
     per_seed = seed_attrs(trial, runs, weights=weights)
@@ -192,7 +192,7 @@ def seed_attrs(trial, runs: list[SeedResult], *, weights: dict[str, float]) -> d
     }
 
 
-def baseline_for(trial, run: SeedResult, *, config: StudyConfig, model_path: str, once: Any, seeded: bool) -> tuple[str, dict]:
+def baseline_for(trial, run: SeedResult, *, config: StudyConfig, model_path: str, once: OncePerStudy | None, seeded: bool) -> tuple[str, dict]:
     """The cached baseline record for ``run`` (trained now if the study has none): (attr, record)."""
     ctx = run.ctx
     target = ctx.target
@@ -275,17 +275,14 @@ def train_baseline(ctx: TransferContext, *, best: bool = False, weights: dict[st
     """
     import gc
 
-    from transformers import set_seed
-
-    from tuneflow.transfer.direct import Direct
+    from tuneflow.transfer.configuration_run import run_configuration
 
     params = dataclasses.replace(ctx.params, mapping="direct", mapping_params={})
     curve: list[tuple[float, dict, Any]] = []
     base_ctx = dataclasses.replace(ctx, params=params, report=None, fit_stats=[], records={})
     if best:
         base_ctx.report = lambda m, _i: curve.append((weighted_objective(m, weights), m, base_ctx.last_predictions))
-    set_seed(ctx.seed)
-    model = Direct().run(base_ctx)
+    model = run_configuration(base_ctx)  # direct, with the run's seed
     try:
         if curve:
             _, metrics, predictions = max(curve, key=lambda c: c[0])

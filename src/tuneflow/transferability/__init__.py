@@ -1,6 +1,6 @@
 """How promising is a candidate before training: LogME, LEEP, the ranking of candidates, the study prior.
 
-May import: transfer, training, models, data, config.
+May import: transfer, fleet, training, models, data, config.
 """
 import lazy_loader
 
@@ -10,6 +10,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     submod_attrs={
         "scores": ['logme', 'leep'],
         "features": ['extract_features', 'encoder_features', 'head_probabilities'],
+        "ranked_study": ['RankedStudy'],
         "candidates": ['CandidatesConfig', 'CandidateScore', 'load_candidates', 'default_candidates'],
         "ranking": ['rank_candidates', 'format_ranking', 'tune_on_source'],
         "prior": ['apply_prior', 'prior_trials', 'RANKING_ATTR', 'PriorWaitTimeout'],

@@ -35,8 +35,7 @@ from tuneflow.config.errors import ConfigError, first_line
 from tuneflow.config.schema import parse_dataclass
 
 if TYPE_CHECKING:
-
-    from tuneflow.study.runner import StudyPlan
+    from tuneflow.transferability.ranked_study import RankedStudy
 
 
 PRETRAINED, SOURCE_TUNED = "pretrained", "source-fine-tuned"
@@ -184,7 +183,7 @@ def load_candidates(path: str | Path) -> CandidatesConfig:
         raise err.at(file=str(path)) from None
 
 
-def default_candidates(plan: "StudyPlan") -> CandidatesConfig:
+def default_candidates(plan: "RankedStudy") -> CandidatesConfig:
     """Every study model with cls and mean pooling, as pretrained and fine-tuned on each source of the study."""
     specs = [CandidateSpec(pooling=("cls", "mean"))]
     if source_names(plan):
@@ -192,19 +191,19 @@ def default_candidates(plan: "StudyPlan") -> CandidatesConfig:
     return CandidatesConfig(candidates=tuple(specs))
 
 
-def source_names(plan: "StudyPlan") -> list[str]:
+def source_names(plan: "RankedStudy") -> list[str]:
     """The study's source tasks by name, in file order (all of them, whether or not the space trains on them)."""
     return [task.name for task in plan.config.source_tasks]
 
 
-def study_models(plan: "StudyPlan") -> dict[str, Any]:
+def study_models(plan: "RankedStudy") -> dict[str, Any]:
     """Label -> (the candidate's ModelConfig, resolved path) of every model of the study, in file order."""
     choices = plan.config.model.choices
     paths = plan.models or {next(iter(choices)): plan.model_path}
     return {label: (choices[label], path) for label, path in paths.items()}
 
 
-def resolve_candidates(plan: "StudyPlan", spec: CandidatesConfig, *, file: str | None = None) -> list[Candidate]:
+def resolve_candidates(plan: "RankedStudy", spec: CandidatesConfig, *, file: str | None = None) -> list[Candidate]:
     """One :class:`Candidate` per (entry, model, source, pooling); models located and their tokenizers loaded once."""
     where = file or str(plan.config.path or "")
     models, sources = study_models(plan), source_names(plan)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import optuna
 
     from tuneflow.config.search_space import SearchSpace
-    from tuneflow.study.runner import StudyPlan
+    from tuneflow.transferability.ranked_study import RankedStudy
 
 
 RANKING_ATTR = "tuneflow_transferability"  # study user attr holding the last ranking
@@ -105,7 +105,7 @@ def record_scores(study: "optuna.Study", ranking: list[CandidateScore]) -> None:
     )
 
 
-def store_and_enqueue(study, ranking: list[CandidateScore], space, *, by: str, plan: "StudyPlan | None" = None) -> list[dict[str, Any]]:
+def store_and_enqueue(study, ranking: list[CandidateScore], space, *, by: str, plan: "RankedStudy | None" = None) -> list[dict[str, Any]]:
     """Sources kept / dropped (``prior_keep``), then the enqueued trials, then the scores (what other workers wait for)."""
     choice = _record_choice(study, ranking, plan) if plan is not None else None
     kept = study.user_attrs.get(KEPT_SOURCES_ATTR)
@@ -118,7 +118,7 @@ def store_and_enqueue(study, ranking: list[CandidateScore], space, *, by: str, p
     return trials
 
 
-def _record_choice(study, ranking: list[CandidateScore], plan: "StudyPlan") -> SourceChoice | None:
+def _record_choice(study, ranking: list[CandidateScore], plan: "RankedStudy") -> SourceChoice | None:
     """With ``prior_keep``: write which sources trials may sample, unless trials sampled already (choices must not change)."""
     keep = plan.config.prior_keep
     if keep is None or KEPT_SOURCES_ATTR in study.user_attrs:
@@ -135,7 +135,7 @@ def _record_choice(study, ranking: list[CandidateScore], plan: "StudyPlan") -> S
 
 
 def apply_prior(
-    plan: "StudyPlan", study, *, progress=None, claim=None, timeout: float = PRIOR_WAIT_TIMEOUT, poll: float = 2.0
+    plan: "RankedStudy", study, *, progress=None, claim=None, timeout: float = PRIOR_WAIT_TIMEOUT, poll: float = 2.0
 ) -> list[dict[str, Any]]:
     """``prior: logme``: rank the candidates once per study, record the scores, enqueue the best first.
 

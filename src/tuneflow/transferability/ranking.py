@@ -16,9 +16,8 @@ from tuneflow.transferability.candidates import (
 )
 
 if TYPE_CHECKING:
-
     from tuneflow.data.tasks import TaskData, TextSplit
-    from tuneflow.study.runner import StudyPlan
+    from tuneflow.transferability.ranked_study import RankedStudy
 
 
 def sample_rows(split: "TextSplit", rows: int, seed: int) -> "TextSplit":
@@ -39,7 +38,7 @@ def sample_rows(split: "TextSplit", rows: int, seed: int) -> "TextSplit":
 
 
 def rank_candidates(
-    plan: "StudyPlan",
+    plan: "RankedStudy",
     spec: CandidatesConfig,
     *,
     file: str | None = None,
@@ -118,7 +117,7 @@ def rank_candidates(
     return sorted(scores, key=lambda s: s.logme, reverse=True)
 
 
-def _source_data(plan: "StudyPlan", name: str) -> "TaskData":
+def _source_data(plan: "RankedStudy", name: str) -> "TaskData":
     """The study's source task ``name``; loaded here when the search space itself never trains on it."""
     if name in plan.sources:
         return plan.sources[name]
@@ -149,7 +148,7 @@ def tune_on_source(
     from tuneflow.config.trial_params import TrialParams
     from tuneflow.data.batching import encode
     from tuneflow.data.prepared_task import PreparedTask
-    from tuneflow.transfer.context import TransferContext
+    from tuneflow.transfer.configuration_run import configuration_context
 
     rows = dataclasses.replace(
         source, train=sample_rows(source.train, tuning.rows, seed), validation=sample_rows(source.validation, tuning.rows, seed)
@@ -159,14 +158,14 @@ def tune_on_source(
     params = TrialParams(
         learning_rate=tuning.learning_rate, batch_size=tuning.batch_size, epochs=tuning.epochs, method="full", mapping="sequential"
     )
-    ctx = TransferContext(
-        params=params,
+    ctx = configuration_context(
+        params,
         model_path=model_path,
         model_revision=revision,
         target=prepared_target,
         source=PreparedTask.build(rows, tokenizer, length),
         runtime=runtime,
-        pad_id=tokenizer.pad_token_id or 0,
+        tokenizer=tokenizer,
         seed=seed,
         eval_batch_size=eval_batch_size,
     )

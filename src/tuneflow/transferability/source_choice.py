@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tuneflow.config.errors import ConfigError
 
 if TYPE_CHECKING:
-    from tuneflow.study.runner import StudyPlan
+    from tuneflow.transferability.ranked_study import RankedStudy
     from tuneflow.transferability.candidates import Candidate, CandidateScore
 
 
@@ -73,7 +73,7 @@ def choose_sources(ranking: list["CandidateScore"], sources: list[str], keep: in
     return SourceChoice(keep=keep, scores=scores, kept=kept, dropped=dropped)
 
 
-def check_every_source_scored(candidates: list["Candidate"], plan: "StudyPlan", *, file: str | None) -> None:
+def check_every_source_scored(candidates: list["Candidate"], plan: "RankedStudy", *, file: str | None) -> None:
     """``prior_keep`` compares sources by score: a candidates file must fine-tune on each of them."""
     tuned = {c.source_name for c in candidates if c.source and c.study_model}
     missing = [task.name for task in plan.config.source_tasks if task.name not in tuned]

@@ -8,9 +8,9 @@ One process serves two gRPC services on one port:
 
 * Optuna's ``StorageService`` (``optuna.storages`` proxy servicer) over the database storage wrapped in
   Optuna's cache — every ordinary storage call;
-* tuneflow's ``tuneflow.Fleet`` (:mod:`tuneflow.study.grpc_client`): the study's locked operations
+* tuneflow's ``tuneflow.Fleet`` (:mod:`tuneflow.fleet.grpc_client`): the study's locked operations
   (count-and-reserve, claims, counters) run here under the database's own lock
-  (:class:`tuneflow.study.budget.LocalGate`), and heartbeats. Several proxies in front of one
+  (:class:`tuneflow.fleet.budget.LocalGate`), and heartbeats. Several proxies in front of one
   database share that lock, so the budget stays exact across all of them.
 
 Connections: a proxy opens at most ``2 x threads`` to the database (a pool of ``threads`` plus as
@@ -26,10 +26,10 @@ from typing import Any
 
 from tuneflow.config.errors import ConfigError
 from tuneflow.config.storage_url import redact_text, redact_url, storage_kind
-from tuneflow.study.budget import LocalGate
-from tuneflow.study.grpc_client import METHOD, PROTOCOL, SERVICE, decode, encode
-from tuneflow.study.monitor import heartbeat_ages
-from tuneflow.study.storage import GRPC_SCHEME, open_storage
+from tuneflow.fleet.budget import LocalGate
+from tuneflow.fleet.grpc_client import METHOD, PROTOCOL, SERVICE, decode, encode
+from tuneflow.fleet.monitor import heartbeat_ages
+from tuneflow.fleet.storage import open_storage
 
 
 class FleetService:
@@ -78,7 +78,7 @@ class FleetService:
 
 def build_server(url: str, *, host: str, port: int, threads: int, options=None, file: str | None = None):
     """The gRPC server (not started) and the port it bound (``port`` 0: any free port)."""
-    if url.startswith(GRPC_SCHEME) or storage_kind(url) != "rdb":
+    if storage_kind(url) != "rdb":  # a grpc:// proxy, a journal file or redis
         raise ConfigError("the proxy serves an SQL database (postgresql+psycopg://..., mysql+pymysql://...); "
                           f"got {redact_url(url)!r}", file=file, key="storage")
     import dataclasses

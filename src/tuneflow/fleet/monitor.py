@@ -15,8 +15,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneflow.config.storage_url import redact_url
-from tuneflow.study.budget import TrialCount
-from tuneflow.study.storage import heartbeat_settings, retry_callback
+from tuneflow.fleet.budget import TrialCount
+from tuneflow.fleet.storage import heartbeat_settings, retry_callback
 
 
 def _engine(storage):
@@ -70,7 +70,7 @@ def running_trials(study: optuna.Study) -> list[RunningTrial]:
 def _budget(study: optuna.Study, n_trials: int | None) -> int | None:
     if n_trials is not None:
         return n_trials
-    from tuneflow.study.study_record import CONFIG_ATTR
+    from tuneflow.config.study_config import CONFIG_ATTR
 
     return ((study.user_attrs.get(CONFIG_ATTR) or {}).get("budget") or {}).get("n_trials")
 

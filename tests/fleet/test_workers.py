@@ -17,7 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tuneflow.study.budget import TrialCount, admits
+from tuneflow.fleet.budget import TrialCount, admits
 from worker_processes import (
     FAST,
     PG_URL,
@@ -37,7 +37,7 @@ from worker_processes import unique as _unique
 
 def test_budget_counts_requeued_trials_once():
     from tuneflow.config.study_config import StorageOptionsConfig
-    from tuneflow.study.storage import retry_callback
+    from tuneflow.fleet.storage import retry_callback
 
     study = optuna.create_study()
     for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
@@ -78,8 +78,8 @@ def test_budget_is_exact_on_every_storage(kind, tmp_path):
     import threading
 
     from tuneflow.config.study_config import StorageOptionsConfig
-    from tuneflow.study.storage import open_storage
-    from tuneflow.study.workers import TrialLoop
+    from tuneflow.fleet.storage import open_storage
+    from tuneflow.fleet.workers import TrialLoop
 
     name = _unique(f"contract_{kind}")
     url = {
@@ -97,7 +97,7 @@ def test_budget_is_exact_on_every_storage(kind, tmp_path):
     try:
         first = study.ask()  # a trial whose worker was stopped: failed, then re-queued
         first.suggest_float("x", 0, 1)
-        from tuneflow.study.storage import retry_callback
+        from tuneflow.fleet.storage import retry_callback
 
         retry_callback(options)(study, study.tell(first, state=TrialState.FAIL))
         errors = []
@@ -218,7 +218,7 @@ def test_launch_two_cpu_workers_on_a_journal_file(worker_study, tmp_path):
     code, log = finish(proc)
     assert code == 0, log
     assert "[cpu0] worker" in log and "[cpu1] worker" in log and "all workers finished" in log
-    from tuneflow.study.storage import open_storage
+    from tuneflow.fleet.storage import open_storage
 
     assert_exactly(optuna.load_study(study_name=study_file.stem, storage=open_storage(f"journal:///{tmp_path / 'journal.log'}")), 4)
 
@@ -295,8 +295,8 @@ def test_second_ctrl_c_fails_and_requeues_the_running_trial(worker_study, tmp_pa
 def test_ctrl_c_while_a_trial_is_being_created_runs_it_and_fails_nothing(tmp_path):
     """The admitted trial exists in storage already: a graceful stop runs it rather than failing it."""
     from tuneflow.config.study_config import StorageOptionsConfig
-    from tuneflow.study.storage import open_storage
-    from tuneflow.study.workers import StopRequested, TrialLoop
+    from tuneflow.fleet.storage import open_storage
+    from tuneflow.fleet.workers import StopRequested, TrialLoop
 
     url = f"sqlite:///{tmp_path / 'admit.db'}"
     storage = open_storage(url)
@@ -346,7 +346,7 @@ def test_redis_journal_storage(make_study, run_cli, tmp_path):
         code, status, err2 = run_cli("status", study_file)
         assert code == 0 and "complete 2" in status and "journal storage" in status
     finally:
-        from tuneflow.study.storage import open_storage
+        from tuneflow.fleet.storage import open_storage
 
         optuna.delete_study(study_name=name, storage=open_storage(REDIS_URL))
 
@@ -410,9 +410,9 @@ def test_memory_does_not_grow_across_trials(worker_study):
 
     from tuneflow.study.objective import TransferObjective
     from tuneflow.study.runner import plan_study
-    from tuneflow.study.storage import open_storage
+    from tuneflow.fleet.storage import open_storage
     from tuneflow.study.study_record import create_or_load
-    from tuneflow.study.workers import TrialLoop
+    from tuneflow.fleet.workers import TrialLoop
 
     plan = plan_study(worker_study(n_trials=6, space={"method": {"type": "categorical", "choices": ["full", "lora"]}}))
     config = plan.config
@@ -441,7 +441,7 @@ def _rss_mb() -> float:
 
 
 def _open_after(url: str, barrier, results) -> None:
-    from tuneflow.study.storage import open_storage
+    from tuneflow.fleet.storage import open_storage
 
     barrier.wait()
     try:

@@ -25,8 +25,8 @@ from tuneflow.config.study_config import (
 )
 from tuneflow.study.contract import CONFIG_ATTR, record_for
 from tuneflow.study.results import confirmed, ranked_trials
-from tuneflow.study.storage import storage_url_of
-from tuneflow.study.trial_choices import trial_model, trial_source
+from tuneflow.fleet.storage import storage_url_of
+from tuneflow.final.trial_choices import trial_model, trial_source
 
 EXPORT_FORMAT = 1
 

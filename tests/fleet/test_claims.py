@@ -10,9 +10,9 @@ import pytest
 from optuna.trial import TrialState
 
 from tuneflow.config.study_config import StorageOptionsConfig
-from tuneflow.study.budget import gate_for
-from tuneflow.study.claims import OncePerStudy, claim_of
-from tuneflow.study.storage import open_storage
+from tuneflow.fleet.budget import gate_for
+from tuneflow.fleet.claims import OncePerStudy, claim_of
+from tuneflow.fleet.storage import open_storage
 from worker_processes import (
     PG_URL,
     assert_exactly,

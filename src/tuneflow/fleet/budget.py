@@ -7,9 +7,9 @@ a waiting one (re-queued, or enqueued by hand) first, else a new one — so N wo
 ``n_trials`` finished trials. It counts and asks *under a lock shared by all workers*, so two workers
 never both take the last slot (Optuna's ``MaxTrialsCallback`` counts without a lock and overshoots).
 The lock covers the count and a *reservation* only: a waiting trial switched to RUNNING, or a new
-RUNNING trial. Sampling happens after the lock is released (:mod:`tuneflow.study.workers` builds the
+RUNNING trial. Sampling happens after the lock is released (:mod:`tuneflow.fleet.workers` builds the
 trial on the reserved id), so a slow sampler (GP, multivariate TPE, CMA-ES) never holds other workers up.
-The same lock makes once-per-study work happen once (:meth:`LocalGate.claim`, :mod:`tuneflow.study.claims`)
+The same lock makes once-per-study work happen once (:meth:`LocalGate.claim`, :mod:`tuneflow.fleet.claims`)
 and counters exact (:meth:`LocalGate.increment`). The lock:
 
 * PostgreSQL: ``pg_advisory_xact_lock`` on a connection of the storage's own engine;
@@ -28,14 +28,13 @@ import contextlib
 import hashlib
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Iterator
 
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneflow.config.storage_url import journal_path, storage_kind
-from tuneflow.study.storage import local_file_lock
+from tuneflow.config.storage_url import journal_path, sqlite_file, storage_kind
+from tuneflow.fleet.storage import local_file_lock
 
 
 def retried_numbers(trials: Iterable[FrozenTrial]) -> set[int]:
@@ -124,7 +123,7 @@ class LocalGate:
             return reserve_trial(study, n_trials)
 
     def claim(self, study, key: str, **claim) -> bool:
-        from tuneflow.study.claims import try_claim
+        from tuneflow.fleet.claims import try_claim
 
         with self.lock():
             return try_claim(study, key, **claim)
@@ -167,8 +166,9 @@ class AdmissionLock:
             return _postgres_lock(engine, self.study_name)
         if backend in ("mysql", "mariadb"):
             return _mysql_lock(engine, self.study_name)
-        if backend == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-            return local_file_lock(Path(engine.url.database))
+        database = sqlite_file(engine.url)
+        if database is not None:
+            return local_file_lock(database)
         return contextlib.nullcontext()  # in-memory SQLite: one process only
 
 

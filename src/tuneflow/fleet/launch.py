@@ -3,7 +3,7 @@
 Each GPU slot gets its own ``CUDA_VISIBLE_DEVICES``; ``--per-gpu K`` packs K small-model workers on a
 GPU. Threads are shared out (``OMP_NUM_THREADS`` = CPUs / workers, unless already set) so workers do
 not fight over cores. Worker output is prefixed with its slot. Stop signals are forwarded to every
-worker, which reacts as :mod:`tuneflow.study.workers` says: the first Ctrl-C (or SIGTERM with
+worker, which reacts as :mod:`tuneflow.fleet.workers` says: the first Ctrl-C (or SIGTERM with
 ``--graceful-sigterm``) lets each running trial finish, the next signal aborts them (failed and
 re-queued), and one more kills the workers (their trials then come back through the heartbeat). A
 plain SIGTERM aborts at once, and a second one kills. A launcher killed outright (``kill -9``,
@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass
 
 from tuneflow.config.errors import ConfigError
-from tuneflow.study.workers import announce_from_handler
+from tuneflow.fleet.workers import announce_from_handler
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Work meant to happen once per study happens once, however many workers start together.
 
 The LogME prior and each transfer baseline are *claimed* in storage before anyone does them: under
-the study's lock (:class:`tuneflow.study.budget.LocalGate`, or the proxy's for ``grpc://``), a worker
+the study's lock (:class:`tuneflow.fleet.budget.LocalGate`, or the proxy's for ``grpc://``), a worker
 writes a claim (study system attr ``tuneflow:claim:<key>``) unless the work is done already (its
 result attr exists) or someone else's claim is still live. A claim dies with its owner:
 

@@ -6,7 +6,7 @@
 1. fails trials whose worker stopped sending heartbeats (``optuna.storages.fail_stale_trials``,
    which re-queues them through the storage's retry callback);
 2. under the study's admission lock, counts the trials and reserves one if the budget allows
-   (see :mod:`tuneflow.study.budget`) — so N workers finish exactly ``budget.n_trials`` trials;
+   (see :mod:`tuneflow.fleet.budget`) — so N workers finish exactly ``budget.n_trials`` trials;
 3. outside the lock, builds the trial on the reserved id with a sampler seeded for that trial number
    (``sampler_for``, see :func:`tuneflow.study.samplers.trial_samplers`), so workers never repeat
    each other's draws and a slow sampler holds nobody up;
@@ -43,9 +43,8 @@ from typing import Any, Callable, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneflow.study.budget import TrialCount, gate_for
-from tuneflow.study.distinct import SpaceExhausted
-from tuneflow.study.storage import heartbeat_settings, retry_callback
+from tuneflow.fleet.budget import TrialCount, gate_for
+from tuneflow.fleet.storage import heartbeat_settings, retry_callback
 from tuneflow.training.faults import release_memory
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -54,6 +53,13 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 def worker_id() -> str:
     """``hostname:pid``, stored as the ``worker`` user attribute of every trial this process runs."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class SpaceExhausted(RuntimeError):
+    """Every configuration of a finite space is measured or running: nothing new to try.
+
+    Raised by the study's sampler (:mod:`tuneflow.study.distinct`) while a trial is created; the
+    worker then fails that empty trial and stops before the budget is spent."""
 
 
 class StopRequested(KeyboardInterrupt):
@@ -267,7 +273,7 @@ class TrialLoop:
         """
         if not self.heartbeat:
             return False
-        from tuneflow.study.monitor import heartbeat_ages
+        from tuneflow.fleet.monitor import heartbeat_ages
 
         running = {t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         beating = heartbeat_ages(self.storage, self.study)

@@ -2,9 +2,9 @@
 
 Optuna's ``GrpcStorageProxy`` carries every storage call; a worker holds no database connection, only
 one gRPC channel. What that proxy cannot do from a client, tuneflow's small service beside it in the
-same proxy process does (:mod:`tuneflow.study.proxy`), all as JSON over one unary method:
+same proxy process does (:mod:`tuneflow.fleet.proxy`), all as JSON over one unary method:
 
-* the study's locked operations (:class:`tuneflow.study.budget.LocalGate`): ``reserve`` (count and
+* the study's locked operations (:class:`tuneflow.fleet.budget.LocalGate`): ``reserve`` (count and
   reserve a trial under the database's lock), ``claim`` and ``increment`` (once-per-study work);
 * heartbeats: ``record_heartbeat`` and the ages of running trials' heartbeats (by the database's clock),
   so stale trials are failed and re-queued exactly as on a direct SQL storage.
@@ -43,7 +43,7 @@ class FleetStorage(GrpcStorageProxy, BaseHeartbeat):
                  on_stale: Callable | None = None):
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
-        self._on_stale = on_stale  # re-queues a dead worker's trial (tuneflow.study.storage.Requeue)
+        self._on_stale = on_stale  # re-queues a dead worker's trial (tuneflow.fleet.storage.Requeue)
         with warnings.catch_warnings():  # experimental in Optuna since 4.2
             warnings.simplefilter("ignore", ExperimentalWarning)
             super().__init__(host=host, port=port)

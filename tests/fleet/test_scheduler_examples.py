@@ -1,5 +1,5 @@
 """The scheduler examples checked without a scheduler: ``examples/k8s_job.yaml`` (no Kubernetes here)
-and the tuneflow commands of ``examples/slurm_array.sh`` (which tests/study/test_slurm.py also runs
+and the tuneflow commands of ``examples/slurm_array.sh`` (which tests/fleet/test_slurm.py also runs
 under a real Slurm, ``-m slurm``)."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ The URL picks the storage:
   directory when given on the command line.
 * ``redis://host:6379/0`` (``rediss://`` for TLS) — Optuna's journal storage on Redis.
 * ``grpc://host:port`` — a ``tuneflow proxy`` (Optuna's gRPC storage proxy) in front of PostgreSQL or
-  MySQL, for fleets too large for one database connection pool each (:mod:`tuneflow.study.grpc_client`).
+  MySQL, for fleets too large for one database connection pool each (:mod:`tuneflow.fleet.grpc_client`).
 
 Journal storages keep no heartbeats: ``tuneflow cleanup --older-than S`` fails a dead worker's trial.
 """
@@ -27,9 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from tuneflow.config.errors import ConfigError, first_line
 from tuneflow.config.storage_url import (
+    GRPC_SCHEME,
+    is_sqlite,
     journal_path,
     redact_text,
     redact_url,
+    sqlite_file,
     storage_kind,
 )
 
@@ -45,9 +48,6 @@ def _default_options() -> "StorageOptionsConfig":
     return StorageOptionsConfig()
 
 
-GRPC_SCHEME = "grpc://"
-
-
 def grpc_address(url: str, *, file: str | None = None) -> tuple[str, int]:
     """(host, port) of a ``grpc://host:port`` URL."""
     host, _, port = url[len(GRPC_SCHEME):].rstrip("/").rpartition(":")
@@ -58,7 +58,7 @@ def grpc_address(url: str, *, file: str | None = None) -> tuple[str, int]:
 
 def check_storage_url(url: str, *, file: str | None = None) -> None:
     """Check the URL and that its driver is installed, without connecting or writing anything."""
-    if url.startswith(GRPC_SCHEME):
+    if storage_kind(url) == "grpc":
         grpc_address(url, file=file)
         try:
             import grpc  # noqa: F401
@@ -125,10 +125,7 @@ def retry_callback(options: "StorageOptionsConfig") -> Requeue:
 
 def engine_kwargs(url: str, options: "StorageOptionsConfig") -> dict[str, Any]:
     """SQLAlchemy engine settings for studies that run for days with many workers."""
-    from sqlalchemy.engine import make_url
-
-    backend = make_url(url).get_backend_name()
-    if backend == "sqlite":
+    if is_sqlite(url):
         # Several local workers write to one file: wait for the file lock instead of failing at once.
         return {"connect_args": {"timeout": 60}}
     return {
@@ -148,20 +145,19 @@ def missing_storage(url: str) -> str | None:
     Optuna's ``RDBStorage`` creates its tables in an empty database, so readers ask this first.
     """
     kind = storage_kind(url)
-    if url.startswith(GRPC_SCHEME) or kind == "redis":
+    if kind in ("grpc", "redis"):
         return None  # opening these reads only
     if kind == "journal":
         path = journal_path(url)
         return None if path.is_file() else f"journal file {str(path)!r} does not exist"
     import sqlalchemy
 
-    parsed = sqlalchemy.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if not database or database == ":memory:":
+    if is_sqlite(url):
+        database = sqlite_file(url)
+        if database is None:
             return "an in-memory SQLite database holds no earlier study"
-        if not Path(database).is_file():
-            return f"SQLite file {database!r} does not exist"
+        if not database.is_file():
+            return f"SQLite file {str(database)!r} does not exist"
         connect_args = {}
     else:
         connect_args = {"connect_timeout": 10}
@@ -186,7 +182,7 @@ def open_storage(url: str, *, options: "StorageOptionsConfig | None" = None, fil
     check_storage_url(url, file=file)
     kind = storage_kind(url)
     try:
-        if url.startswith(GRPC_SCHEME):
+        if kind == "grpc":
             storage = _through_proxy(url, options, file=file)
         elif kind == "journal":
             storage = _journal_file(url, options)
@@ -245,13 +241,10 @@ def _rdb(url: str, options: "StorageOptionsConfig", *, read_only: bool):
 
 
 def _sqlite_creation_lock(url: str):
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        folder = Path(parsed.database).parent
-        if os.access(folder, os.W_OK):  # a read-only folder (reading a shipped study) needs no lock
-            return local_file_lock(parsed.database)
+    database = sqlite_file(url)
+    if database is not None:
+        if os.access(database.parent, os.W_OK):  # a read-only folder (reading a shipped study) needs no lock
+            return local_file_lock(database)
     return contextlib.nullcontext()
 
 
@@ -270,7 +263,7 @@ def _through_proxy(url: str, options: "StorageOptionsConfig", *, file: str | Non
     """A ``tuneflow proxy``: heartbeats and retries as the study file says, the rest from the proxy."""
     import grpc
 
-    from tuneflow.study.grpc_client import PROTOCOL, FleetStorage
+    from tuneflow.fleet.grpc_client import PROTOCOL, FleetStorage
 
     host, port = grpc_address(url, file=file)
     storage = FleetStorage(host=host, port=port, heartbeat_interval=options.heartbeat_interval,

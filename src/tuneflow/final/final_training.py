@@ -17,14 +17,12 @@ import yaml
 
 from tuneflow.config.errors import ConfigError
 from tuneflow.data.tasks import load_task
-from tuneflow.study.export import FinalConfig
+from tuneflow.final.export import FinalConfig
 from tuneflow.transfer.base import resolve_params
 
 
 def train_final(final: FinalConfig, out_dir: Path, *, file: str | None = None) -> dict[str, Any]:
     """Train, evaluate on the target test split, save model (or adapter) + tokenizer + metrics.json."""
-    from transformers import set_seed
-
     from tuneflow.data.prepared_task import PreparedTask
     from tuneflow.data.token_cache import cached_encode
     from tuneflow.models.loading import load_tokenizer, resolve_model_path
@@ -33,7 +31,7 @@ def train_final(final: FinalConfig, out_dir: Path, *, file: str | None = None) -
     from tuneflow.training.predict import predict
     from tuneflow.training.runtime import Runtime
     from tuneflow.transfer.base import get_strategy
-    from tuneflow.transfer.context import TransferContext
+    from tuneflow.transfer.configuration_run import configuration_context, run_configuration
 
     try:
         params = resolve_params(final.params)
@@ -61,21 +59,20 @@ def train_final(final: FinalConfig, out_dir: Path, *, file: str | None = None) -
         validation=cached_encode(tokenizer, target.validation, length, task_name=target.name, split_name="validation"),
     )
     source_prepared = PreparedTask.build(source, tokenizer, length) if source else None
-    set_seed(final.seed)
-    ctx = TransferContext(
-        params=params,
+    ctx = configuration_context(
+        params,
         model_path=model_path,
         model_revision=final.model.revision,
         target=target_prepared,
         source=source_prepared,
         runtime=runtime,
-        pad_id=tokenizer.pad_token_id,  # load_tokenizer gives every tokenizer one
+        tokenizer=tokenizer,
         model_options=final.model,
         seed=final.seed,
         eval_batch_size=final.evaluation.batch_size,
     )
     started = time.perf_counter()
-    model = strategy().run(ctx)
+    model = run_configuration(ctx)
     seconds = time.perf_counter() - started
     test = cached_encode(tokenizer, target.test, length, task_name=target.name, split_name="test")
     logits = predict(model, test, runtime=runtime, pad_id=ctx.pad_id, batch_size=final.evaluation.batch_size)
