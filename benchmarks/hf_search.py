@@ -55,6 +55,7 @@ def run_hf_search(bench: Workbench, folder: Path, budget: int) -> dict[str, Any]
     from transformers import (
         AutoModelForSequenceClassification,
         DataCollatorWithPadding,
+        PrinterCallback,
         Trainer,
         TrainerCallback,
         TrainingArguments,
@@ -105,7 +106,7 @@ def run_hf_search(bench: Workbench, folder: Path, budget: int) -> dict[str, Any]
         model = classifier(target.num_labels)
         if trial is None:
             return model  # Trainer's own first call, before any trial
-        config = suggest_config(trial.params, setting)
+        config = suggest(trial, setting)  # the values hp_space drew (Optuna returns them again), or drawn now
         if spent["samples"] + planned_samples(bench, config) > budget:
             trial.study.stop()
             raise optuna.TrialPruned("budget spent: not run")
@@ -126,6 +127,7 @@ def run_hf_search(bench: Workbench, folder: Path, budget: int) -> dict[str, Any]
                                      eval_steps=max(1, math.ceil(steps / caps.evaluations))),
                       train_dataset=train, eval_dataset=validation, data_collator=collator, compute_metrics=metrics,
                       callbacks=[CountSamples()])
+    trainer.remove_callback(PrinterCallback)  # it prints every evaluation's metrics to stdout
     storage = f"sqlite:///{folder / f'hf_{setting.name}.db'}"
     best = trainer.hyperparameter_search(
         hp_space=lambda trial: (suggest(trial, setting), {"learning_rate": trial.params["learning_rate"]})[1],

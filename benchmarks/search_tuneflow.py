@@ -62,9 +62,11 @@ def run_tuneflow(setting: Setting, folder: Path, n_trials: int) -> dict[str, Any
     compute = study_compute(study)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     pick = trial_config(trials[verdict.recommended_trial], setting) if verdict.recommended_trial is not None else None
+    ranked = tuneflow.best(study, top_k=1)  # the best-ranked configuration (pooled, confirmed first)
+    ranked_pick = trial_config(ranked[0], setting) if ranked else None
     states: dict[str, int] = {}
     for t in trials.values():
         states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
     tried = sorted({trial_config(t, setting) for t in trials.values() if t.state.name in ("COMPLETE", "PRUNED")})
-    return {"pick": pick, "verdict": verdict.outcome, "summary": verdict.summary, "samples": int(compute["total"]),
+    return {"pick": pick, "ranked_pick": ranked_pick, "verdict": verdict.outcome, "summary": verdict.summary, "samples": int(compute["total"]),
             "compute": compute, "trials": states, "configs_tried": tried, "n_trials": n_trials, "study_file": str(path)}
