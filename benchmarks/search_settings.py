@@ -55,15 +55,11 @@ class Caps:
 class Setting:
     name: str
     title: str
-    target: dict[str, Any]
-    sources: tuple[dict[str, Any], ...]
+    target: dict[str, Any]  # where the target's rows come from; the caps are added by :meth:`study`
+    source_names: tuple[str, ...]
     head: str  # the sequential mapping's head
     caps: Caps
     expected: str = field(default="")  # what the setting is built to show
-
-    @property
-    def source_names(self) -> tuple[str, ...]:
-        return tuple(s["name"] for s in self.sources)
 
     def configs(self) -> list["Config"]:
         """Every configuration of the space, target-only first (the grid's order)."""
@@ -86,11 +82,14 @@ class Setting:
 
     def study(self, name: str | None = None) -> dict[str, Any]:
         """The study file's common part (model, tasks, space, objective); the tools add sampler, budget etc."""
-        sources = [dict(s) for s in self.sources]
+        c = self.caps
+        sources = [_source(n, c) for n in self.source_names]
+        target = {**self.target, "max_train_rows": c.target_train, "max_validation_rows": c.target_validation,
+                  "max_test_rows": c.target_test}
         study: dict[str, Any] = {
             "name": name or f"search_vs_grid_{self.name}",
             "model": {"name": MODEL, "max_length": self.caps.max_length},
-            "target": dict(self.target),
+            "target": target,
             "search_space": self.space(),
             "objective": {"direction": "maximize", "weights": dict(WEIGHTS)},
             "evaluation": {"batch_size": 128, "per_schedule": self.caps.evaluations},
@@ -180,17 +179,14 @@ def settings(*, quick: bool = False, only: tuple[str, ...] = ()) -> list[Setting
     out = [
         Setting(
             "helps", "transfer helps: tweets -> SST-2",
-            target={"name": "sst2_target", "files": _files("sst2", validation=True), "label_names": ["negative", "positive"],
-                    "max_train_rows": helps.target_train, "max_validation_rows": helps.target_validation,
-                    "max_test_rows": helps.target_test},
-            sources=(_source("tweets", helps),), head="label_map", caps=helps,
+            target={"name": "sst2_target", "files": _files("sst2", validation=True), "label_names": ["negative", "positive"]},
+            source_names=("tweets",), head="label_map", caps=helps,
             expected="a sentiment source whose head carries over to a small sentiment target"),
         Setting(
             "no_help", "transfer does not help: SST-2, tweets, BBC News -> AG News",
             target={"name": "ag_news", "files": _files("ag_news"), "label_names": ["World", "Sports", "Business", "Sci/Tech"],
-                    "validation_fraction": 0.1, "max_train_rows": no_help.target_train,
-                    "max_validation_rows": no_help.target_validation, "max_test_rows": no_help.target_test},
-            sources=tuple(_source(n, no_help) for n in ("sst2", "tweets", "bbcnews")), head="new", caps=no_help,
+                    "validation_fraction": 0.1},
+            source_names=("sst2", "tweets", "bbcnews"), head="new", caps=no_help,
             expected="sources from other domains for a news-topic target"),
     ]
     return [s for s in out if not only or s.name in only]
