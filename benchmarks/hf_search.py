@@ -23,24 +23,11 @@ from typing import Any
 import numpy as np
 
 from grid_runs import Workbench, score
+from hf_peer import Rows
 from plain_tpe import planned_samples, suggest, suggest_config
 from search_settings import Config
 
 HF_SEED = 42  # TrainingArguments' default
-
-
-class Rows:
-    """Tokenised rows for a Trainer (padded per batch by DataCollatorWithPadding)."""
-
-    def __init__(self, tokenizer, split, max_length: int):
-        encoded = tokenizer(split.texts, truncation=True, max_length=max_length)
-        self.rows = [{**{k: v[i] for k, v in encoded.items()}, "labels": int(split.labels[i])} for i in range(len(split))]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.rows[i]
 
 
 def samples_after(steps: int, rows: int, batch_size: int) -> int:
