@@ -74,9 +74,11 @@ def run_hf_search(bench: Workbench, folder: Path, budget: int) -> dict[str, Any]
         """Fine-tune on the source, then hand the encoder (and matching head rows) to the target model."""
         data = plan.sources[config.source]
         source_model = classifier(data.num_labels)
-        Trainer(model=source_model, args=arguments(folder / "hf-source", num_train_epochs=caps.source_epochs,
-                                                   learning_rate=config.learning_rate),
-                train_dataset=sources[config.source], data_collator=collator).train()
+        stage = Trainer(model=source_model, args=arguments(folder / "hf-source", num_train_epochs=caps.source_epochs,
+                                                           learning_rate=config.learning_rate),
+                        train_dataset=sources[config.source], data_collator=collator)
+        stage.remove_callback(PrinterCallback)
+        stage.train()
         spent["samples"] += len(sources[config.source]) * caps.source_epochs
         prefix = model.base_model_prefix
         getattr(model, prefix).load_state_dict(getattr(source_model, prefix).state_dict())
