@@ -73,6 +73,20 @@ class RowsDataset:
         return self.rows[i]
 
 
+class Rows:
+    """What a Trainer user feeds it from texts: tokenised rows, padded per batch by ``DataCollatorWithPadding``."""
+
+    def __init__(self, tokenizer, split, max_length: int):
+        encoded = tokenizer(split.texts, truncation=True, max_length=max_length)
+        self.rows = [{**{k: v[i] for k, v in encoded.items()}, "labels": int(split.labels[i])} for i in range(len(split))]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.rows[i]
+
+
 def hf_trainer(model, dataset, tokenizer, *, kind: str, batch_size: int, epochs: int, cuda: bool, bf16: bool, output_dir: str):
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 

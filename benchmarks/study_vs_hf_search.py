@@ -54,7 +54,7 @@ def markers(workers: int) -> tuple[str, str]:
     return f"<!-- study_vs_hf-w{workers}:start -->", f"<!-- study_vs_hf-w{workers}:end -->"
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from hf_peer import KINDS, describe, settings  # noqa: E402
+from hf_peer import KINDS, Rows, describe, settings  # noqa: E402
 from results_file import replace_section  # noqa: E402
 
 HF_KEYS = {"tuned": "hf_hyperparameter_search", "defaults": "hf_hyperparameter_search_defaults"}  # JSON keys
@@ -144,20 +144,6 @@ def summarize(trials, wall: float, *, best_validation, best_params, test_accurac
         "retrain_s": round(retrain_s, 1),
         "side_wall_s": round(side_s, 1),  # search + retrain + test: the GPU time this side took
     }
-
-
-class Rows:
-    """What a Trainer user feeds it: tokenised rows, padded per batch by ``DataCollatorWithPadding``."""
-
-    def __init__(self, tokenizer, split, max_length: int):
-        encoded = tokenizer(split.texts, truncation=True, max_length=max_length)
-        self.rows = [{**{k: v[i] for k, v in encoded.items()}, "labels": int(split.labels[i])} for i in range(len(split))]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.rows[i]
 
 
 def hf_side(folder: Path, path: Path, budget_s: float, seed: int, kind: str) -> dict:
