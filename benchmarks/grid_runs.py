@@ -110,20 +110,18 @@ class Workbench:
 
     def _train(self, config: Config, seed: int) -> dict[str, Any]:
         import numpy as np
-        from transformers import set_seed
-
         from tuneflow.training.metrics import classification_metrics
         from tuneflow.training.predict import predict
-        from tuneflow.transfer.base import get_strategy, resolve_params
-        from tuneflow.transfer.context import TransferContext
+        from tuneflow.transfer.base import resolve_params
+        from tuneflow.transfer.configuration_run import configuration_context, run_configuration
 
         self._load()
         params = resolve_params(self.values(config))
         curve: list[dict[str, Any]] = []
-        ctx = TransferContext(params=params, model_path=self.model_path, target=self.target,
-                              source=self.sources.get(config.source) if config.transfer else None, runtime=self.runtime,
-                              pad_id=self.tokenizer.pad_token_id, seed=seed, eval_batch_size=128,
-                              evaluations_per_schedule=self.setting.caps.evaluations)
+        ctx = configuration_context(params, model_path=self.model_path, target=self.target,
+                                    source=self.sources.get(config.source) if config.transfer else None, runtime=self.runtime,
+                                    tokenizer=self.tokenizer, seed=seed, eval_batch_size=128,
+                                    evaluations_per_schedule=self.setting.caps.evaluations)
 
         def report(metrics: dict[str, Any], index: int) -> None:
             curve.append({"evaluation": index, "value": score(metrics),
@@ -132,8 +130,7 @@ class Workbench:
 
         ctx.report = report
         started = time.perf_counter()
-        set_seed(seed)  # as tuneflow's objective does before each seed's run
-        model = get_strategy(params.mapping)().run(ctx)
+        model = run_configuration(ctx)  # the seed set as tuneflow's objective sets it
         labels = self.plan.target.test.labels
         logits = predict(model, self.test, runtime=self.runtime, pad_id=self.tokenizer.pad_token_id, batch_size=128)
         test = score(classification_metrics(labels, np.argmax(logits, axis=1), self.plan.target.label_names))

@@ -83,3 +83,26 @@ def test_a_one_epoch_trial_is_pruned_at_a_quarter_of_its_epoch_and_the_rest_coun
     assert "pruned at 31% of its schedule (evaluation 0, seed 0)" in a["prune_reason"] and "< 1.1000 (ThresholdPruner)" in a["prune_reason"]
     compute = study_compute(study)
     assert compute["pruned"] == 32 and compute["saved_by_pruning"] == train_rows - 32 and compute["total"] == 32
+
+
+def test_the_first_trial_of_an_arm_runs_to_its_end_and_later_ones_can_be_pruned(make_study, run_cli):
+    # A median pruner judges a transfer trial against target-only ones. The first sequential trial (a rate
+    # too small to learn anything) falls below the learned target-only trial, but its arm has no complete
+    # trial yet: it runs to its end, saying so. The second one of that arm is pruned.
+    space = {"parameters": {"epochs": {"type": "fixed", "value": 3}, "batch_size": {"type": "fixed", "value": 16},
+                            "learning_rate": {"type": "categorical", "choices": [1e-2, 1e-12, 2e-12]},
+                            "mapping": {"type": "categorical", "choices": ["direct", "sequential"]},
+                            "source_epochs": {"type": "fixed", "value": 1, "when": {"mapping": "sequential"}}}}
+    study_file = make_study(search_space=space, budget={"n_trials": 3}, evaluation={"per_schedule": 1},
+                            objective={"transfer_baseline": False}, coverage={"enabled": False},
+                            pruner={"name": "median", "kwargs": {"n_startup_trials": 1, "n_warmup_steps": 0}})
+    queue = optuna.create_study(study_name="tiny", storage=f"sqlite:///{study_file.parent / 'tiny.db'}", direction="maximize")
+    for mapping, rate in (("direct", 1e-2), ("sequential", 1e-12), ("sequential", 2e-12)):
+        queue.enqueue_trial({"mapping": mapping, "learning_rate": rate})
+    code, _, err = run_cli("run", study_file)
+    assert code == 0, err
+    first, waived, pruned = optuna.load_study(study_name="tiny", storage=queue._storage).trials
+    assert first.state == TrialState.COMPLETE and waived.value < first.value  # it was behind: a median pruner says yes
+    assert waived.state == TrialState.COMPLETE
+    assert waived.user_attrs["pruning_waived"] == {"step": 100, "reason": "first full measurement of its arm (sequential from sentiment)"}
+    assert pruned.state == TrialState.PRUNED and "pruning_waived" not in pruned.user_attrs

@@ -24,7 +24,7 @@ from tuneflow.study import compute
 from tuneflow.study.arms import Arm
 from tuneflow.study.distinct import sampled_space
 from tuneflow.study.hooks import StudyHooks
-from tuneflow.study.pruning import pruned_at
+from tuneflow.study.pruning import pruned_at, waived_for_arm
 from tuneflow.study.trial_inputs import TrialInputs
 from tuneflow.transfer.base import get_strategy, resolve_params
 from tuneflow.transfer.gain import BASELINE_PREFIX, transfer_attrs
@@ -137,12 +137,16 @@ class TransferObjective:
                     return  # Optuna cannot prune multi-objective trials; a step is reported once
                 reported.add(step)
                 trial.report(running, step)
-                if trial.should_prune():
-                    where = pruned_at(trial.study, trial._trial_id, step=step, progress=(j + progress) / len(seeds))
-                    trial.set_user_attr("pruned_at", where)
-                    below = "" if where["threshold"] is None else f" < {where['threshold']:.4f} ({where['pruner']})"
-                    raise optuna.TrialPruned(f"pruned at {100 * where['progress']:.0f}% of its schedule (evaluation {index}, "
-                                             f"seed {seeds[j]}): objective {running:.4f}{below}")
+                if not trial.should_prune():
+                    return
+                if waived_for_arm(trial.study, arm.label):  # why: tuneflow.study.pruning
+                    trial.set_user_attr("pruning_waived", {"step": step, "reason": f"first full measurement of its arm ({arm.label})"})
+                    return
+                where = pruned_at(trial.study, trial._trial_id, step=step, progress=(j + progress) / len(seeds))
+                trial.set_user_attr("pruned_at", where)
+                below = "" if where["threshold"] is None else f" < {where['threshold']:.4f} ({where['pruner']})"
+                raise optuna.TrialPruned(f"pruned at {100 * where['progress']:.0f}% of its schedule (evaluation {index}, "
+                                         f"seed {seeds[j]}): objective {running:.4f}{below}")
 
             return report
 
