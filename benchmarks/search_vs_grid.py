@@ -80,7 +80,7 @@ def compare(setting, bench, work: Path, *, tools: tuple[str, ...], log) -> tuple
         timing["hf_s"] = round(time.perf_counter() - started)
         log(f"HF {setting.name}: pick {hf['pick'].label if hf['pick'] else None}, {hf['samples']} samples, {hf['trials']}")
     block = setting_block(setting, grid, verdict, results)
-    block += ["", f"Seconds (a loaded machine, indicative only): {timing}."]
+    block += ["", f"Seconds (indicative: see the load average above): {timing}."]
     return block, checks(setting, grid, verdict, results), {"grid": grid, "verdict": verdict, "results": results}
 
 
