@@ -98,7 +98,7 @@ def recorded_study_file(study: "optuna.Study") -> Path:
         >>> tuneflow.recorded_study_file(tuneflow.open_study(storage="sqlite:///demo.db"))
         PosixPath('/home/me/studies/demo.yaml')
     """
-    from tuneflow.study.study_record import CONFIG_ATTR
+    from tuneflow.config.study_config import CONFIG_ATTR
 
     recorded = (study.user_attrs.get(CONFIG_ATTR) or {}).get("study_file")
     if not recorded:

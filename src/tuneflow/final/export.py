@@ -18,15 +18,16 @@ from tuneflow.config.errors import ConfigError
 from tuneflow.config.schema import parse_dataclass
 from tuneflow.config.storage_url import redact_url
 from tuneflow.config.study_config import (
+    CONFIG_ATTR,
     EvaluationConfig,
     ModelConfig,
     TaskConfig,
     read_yaml,
 )
-from tuneflow.study.contract import CONFIG_ATTR, record_for
-from tuneflow.study.results import confirmed, ranked_trials
-from tuneflow.fleet.storage import storage_url_of
 from tuneflow.final.trial_choices import trial_model, trial_source
+from tuneflow.fleet.storage import storage_url_of
+from tuneflow.study.contract import record_for
+from tuneflow.study.results import confirmed, ranked_trials
 
 EXPORT_FORMAT = 1
 

@@ -21,15 +21,15 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneflow.config.storage_url import redact_text, redact_url
-from tuneflow.observe.source_table import model_line, source_line, source_section
+from tuneflow.config.study_config import CONFIG_ATTR
 from tuneflow.observe.pruning_report import pruned_section
 from tuneflow.observe.ranking_report import ranking_section
+from tuneflow.observe.source_table import model_line, source_line, source_section
 from tuneflow.observe.tables import format_values
 from tuneflow.observe.verdict_report import confirmation_section, verdict_section
 from tuneflow.observe.warm_start_report import warm_start_section
-from tuneflow.study.results import is_pareto, ranked_trials, state_counts
 from tuneflow.study.contract import contract_changes
-from tuneflow.study.study_record import CONFIG_ATTR
+from tuneflow.study.results import is_pareto, ranked_trials, state_counts
 
 METRICS = ("accuracy", "precision", "recall", "f1")
 

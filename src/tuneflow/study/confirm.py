@@ -96,8 +96,9 @@ def confirm(plan: "StudyPlan", study: optuna.Study, *, top_k: int = 2, seeds: in
     config = plan.config.replaced(objective=dataclasses.replace(plan.config.objective, seeds=seeds))
     seed_values = trial_seeds(config.seed + CONFIRM_NUMBER, seeds)
     signature = {"seeds": seed_values, "trials": [t.number for _, t, _ in chosen]}
-    partial = study.user_attrs.get(PARTIAL_ATTR) or {}
-    results = [with_confirmed_predictions(r, study.user_attrs) for r in partial.get("results", [])] \
+    stored = study.user_attrs  # one read: each access goes to storage
+    partial = stored.get(PARTIAL_ATTR) or {}
+    results = [with_confirmed_predictions(r, stored) for r in partial.get("results", [])] \
         if partial.get("signature") == signature else []
     objective = TransferObjective.for_plan(dataclasses.replace(plan, config=config))  # each trial's own source and model
     say = message or (lambda line: None)

@@ -22,7 +22,7 @@ from typing import Any
 
 from tuneflow.config.errors import ConfigError
 from tuneflow.config.search_options import resolved_per_schedule
-from tuneflow.config.study_config import CONFIG_ATTR  # noqa: F401  (the latest resolved study config)
+from tuneflow.config.study_config import CONFIG_ATTR  # the latest resolved study config
 
 CONTRACT_KEYS = ("model", "source", "target", "seed", "objective", "search_space", "evaluation")
 TRIAL_ATTR = "contract"  # trial user attr: the hash of the contract it was measured under

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tuneflow.config.study_config import StudyConfig, load_study_config
 from tuneflow.data.tasks import TaskData
 from tuneflow.study.hooks import StudyHooks
-from tuneflow.study.preflight import check_study, source_keys, uses_source  # noqa: F401  (source_keys, uses_source: for callers)
+from tuneflow.study.preflight import check_study
 from tuneflow.transfer.base import get_strategy
 
 if TYPE_CHECKING:
@@ -95,14 +95,14 @@ def run_study(
 
     from tuneflow.fleet.budget import gate_for
     from tuneflow.fleet.claims import OncePerStudy
+    from tuneflow.fleet.storage import open_storage
+    from tuneflow.fleet.workers import TrialLoop, budget_target
     from tuneflow.study.confirm import confirm_in_study
     from tuneflow.study.coverage import apply_coverage
     from tuneflow.study.distinct import distinct, exhausted
     from tuneflow.study.objective import TransferObjective
     from tuneflow.study.samplers import trial_samplers
-    from tuneflow.fleet.storage import open_storage
     from tuneflow.study.study_record import create_or_load
-    from tuneflow.fleet.workers import TrialLoop, budget_target
 
     hooks = hooks or StudyHooks()
     config = plan.config

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from tuneflow.config.errors import ConfigError
 from tuneflow.config.storage_url import redact_url
 from tuneflow.config.study_config import StudyConfig
-from tuneflow.study.contract import (  # noqa: F401  (CONFIG_ATTR: the latest resolved study config)
-    CONFIG_ATTR,
+from tuneflow.study.contract import (
     TRIAL_ATTR,
     check_and_record,
     contract_hash,

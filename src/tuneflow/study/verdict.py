@@ -25,7 +25,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneflow.study.contract import CONFIG_ATTR
+from tuneflow.config.study_config import CONFIG_ATTR
 from tuneflow.study.results import (
     CONFIRMATION_ATTR,
     configurations,
@@ -44,7 +44,12 @@ from tuneflow.study.verdict_words import (
     summary,
 )
 from tuneflow.transfer.gain import BASELINE_PREFIX, unpack_predictions
-from tuneflow.transfer.gain_stats import GainInterval, pooled_seed_noise, row_standard_error, seeds_and_rows_interval
+from tuneflow.transfer.gain_stats import (
+    GainInterval,
+    pooled_seed_noise,
+    row_standard_error,
+    seeds_and_rows_interval,
+)
 
 
 @dataclass(frozen=True)
